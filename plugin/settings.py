@@ -1,0 +1,235 @@
+"""All settings, loaded once at the edge into one model.
+
+Environment variables use the prefix ``EMAILDOCTOR_`` and ``__`` between a section and its field,
+e.g. ``EMAILDOCTOR_M365__CLIENT_SECRET`` or ``EMAILDOCTOR_SLACK__BOT_TOKEN``; a ``.env`` file is
+read too. Secrets are :class:`~pydantic.SecretStr`, so they print as ``**********``.
+Code builds :class:`Settings` explicitly (``Settings(m365=…)`` in tests, :func:`load_settings` at
+the edge); nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from plugin.errors import ConfigError
+
+
+class Security(StrEnum):
+    """How the SMTP connection is encrypted: STARTTLS upgrade, implicit TLS from the first byte, or none."""
+
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
+class SlackMode(StrEnum):
+    HTTP = "http"
+    SOCKET = "socket"
+
+
+_Timeout = Annotated[float, Field(gt=0, le=600)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class M365Settings(_Section):
+    """The Entra app registration emaildoctor signs in with, and where Microsoft 365 lives."""
+
+    tenant_id: str | None = None
+    """Directory (tenant) ID, a GUID, or the tenant's initial domain."""
+    client_id: str | None = None
+    """Application (client) ID of the app registered from manifests/entra-app.json."""
+    client_secret: SecretStr | None = None
+    certificate_path: Path | None = None
+    """PEM file holding the app's certificate and its private key (instead of a client secret)."""
+    certificate_password: SecretStr | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    exchange_url: str = "https://outlook.office365.com"
+    instance_discovery: bool = True
+    """Ask Microsoft which sign-in hosts are genuine; turn off only for the local sandbox."""
+    ca_file: Path | None = None
+    """Extra CA bundle (PEM) trusted for sign-in, Graph and the Exchange admin API."""
+    timeout: _Timeout = 30.0
+    read_mail_to_confirm: bool = True
+    """After a Graph test send, confirm arrival in the recipient's mailbox (needs Mail.ReadBasic.All)."""
+    propagation_minutes: Annotated[float, Field(ge=0, le=24 * 60)] = 60.0
+    """How long a fresh grant may take to apply in Exchange; a denial inside this window is reported as
+    'granted, waiting for Exchange to apply it'."""
+
+    @field_validator("authority_host", "graph_url", "exchange_url")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Self:
+        if self.client_secret is not None and self.certificate_path is not None:
+            raise ValueError(
+                "set either m365.client_secret or m365.certificate_path, not both "
+                "(EMAILDOCTOR_M365__CLIENT_SECRET / EMAILDOCTOR_M365__CERTIFICATE_PATH)"
+            )
+        if self.configured and self.client_secret is None and self.certificate_path is None:
+            raise ValueError(
+                "m365.tenant_id and m365.client_id are set but no credential: set "
+                "EMAILDOCTOR_M365__CLIENT_SECRET or EMAILDOCTOR_M365__CERTIFICATE_PATH"
+            )
+        if (self.tenant_id is None) != (self.client_id is None):
+            missing = "m365.client_id" if self.client_id is None else "m365.tenant_id"
+            raise ValueError(f"{missing} is required when the other of m365.tenant_id / m365.client_id is set")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.tenant_id is not None and self.client_id is not None
+
+
+class SlackSettings(_Section):
+    """The Slack app (manifests/slack-app.yaml) and who may approve grants."""
+
+    mode: SlackMode = SlackMode.HTTP
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    """Verifies that HTTP requests come from Slack (HTTP mode)."""
+    app_token: SecretStr | None = None
+    """App-level token ``xapp-…`` (Socket Mode)."""
+    api_url: str = "https://slack.com/api/"
+    ca_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 3000
+    it_usergroup_id: str | None = None
+    """Members of this Slack user group (``S…``) may approve and grant."""
+    it_user_ids: tuple[str, ...] = ()
+    """Slack user IDs (``U…``) that may approve and grant, in addition to the user group."""
+    approvals_channel: str | None = None
+    """Channel ID where approval cards are posted."""
+    audit_channel: str | None = None
+    """Channel ID where audit summaries are posted."""
+    audit_cron: str | None = None
+    """Cron expression (UTC) for scheduled audits, e.g. ``0 7 * * 1-5``."""
+    request_ttl_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
+    retest_timeout_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 120.0
+    retest_first_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    retest_max_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
+
+    @field_validator("api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("it_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _mode_needs_token(self) -> Self:
+        if self.mode is SlackMode.SOCKET and self.bot_token is not None and self.app_token is None:
+            raise ValueError("slack.mode is 'socket' but slack.app_token (EMAILDOCTOR_SLACK__APP_TOKEN) is not set")
+        if self.retest_first_delay_seconds > self.retest_max_delay_seconds:
+            raise ValueError("slack.retest_first_delay_seconds must not exceed slack.retest_max_delay_seconds")
+        return self
+
+
+class SmtpDefaults(_Section):
+    """Defaults for SMTP probes when the directory or the command line leaves a value out."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    security: Security = Security.STARTTLS
+    timeout: _Timeout = 30.0
+    ca_file: Path | None = None
+    """Extra CA bundle (PEM) trusted for SMTP TLS, in addition to the system store."""
+    helo_name: str | None = None
+    test_recipient: str | None = None
+    """Send test messages here instead of to the user's own address."""
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///emaildoctor.db"
+    """SQLAlchemy URL: ``sqlite:///path.db`` (one process) or ``postgresql://user@host/db`` (replicas)."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+class DirectorySettings(_Section):
+    path: Path = Path("examples/directory.yaml")
+    """Employee list and system outgoing mail server: a YAML file, or a CSV export of the employee list."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EMAILDOCTOR_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    m365: M365Settings = M365Settings()
+    slack: SlackSettings = SlackSettings()
+    smtp: SmtpDefaults = SmtpDefaults()
+    store: StoreSettings = StoreSettings()
+    directory: DirectorySettings = DirectorySettings()
+
+    def secret_values(self) -> Iterator[str]:
+        """Every secret these settings hold, for the redactor."""
+        for secret in (
+            self.m365.client_secret,
+            self.m365.certificate_password,
+            self.slack.bot_token,
+            self.slack.signing_secret,
+            self.slack.app_token,
+        ):
+            if secret is not None and secret.get_secret_value():
+                yield secret.get_secret_value()
+
+
+def load_settings(env_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read settings from the environment and ``env_file`` (default ``.env``); raise :class:`ConfigError`
+    naming each offending setting and its environment variable."""
+    try:
+        if env_file is not None:
+            return Settings(_env_file=env_file, **dict(overrides or {}))  # type: ignore[call-arg]
+        return Settings(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = ["invalid settings:"]
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]]
+        dotted = ".".join(location)
+        env = "EMAILDOCTOR_" + "__".join(part.upper() for part in location)
+        message = error["msg"].removeprefix("Value error, ")
+        where = f"{dotted} ({env})" if dotted else "settings"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""Fault injection as data: what each sandbox service does wrong, changeable while it runs.
+
+Every service consults its :class:`ServiceFaults` on each request (HTTP) or stage (SMTP). The
+admin API (``PATCH /_sandbox/faults/{service}``) and tests change them at runtime.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+SERVICES = ("login", "graph", "exchange", "smtp", "slack")
+SMTP_STAGES = ("banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data")
+
+
+@dataclass(frozen=True)
+class ServiceFaults:
+    latency_ms: float = 0.0
+    """Added before every response (HTTP) or every SMTP reply."""
+    latency_jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    """Fraction of requests answered with ``error_status`` and the service's own error body."""
+    error_status: int = 503
+    throttle_burst: int = 0
+    """The next N requests are answered 429 (HTTP) or ``432 4.3.2`` / ``421 4.7.0`` (SMTP)."""
+    retry_after_s: int = 1
+    drop_rate: float = 0.0
+    """Fraction of requests or connections closed without any answer."""
+    slow_stage: str | None = None
+    """SMTP only: the stage whose reply is delayed by ``slow_stage_ms``."""
+    slow_stage_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+        for name in ("latency_ms", "latency_jitter_ms", "slow_stage_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.throttle_burst < 0 or self.retry_after_s < 0:
+            raise ValueError("throttle_burst and retry_after_s must not be negative")
+        if self.slow_stage is not None and self.slow_stage not in SMTP_STAGES:
+            raise ValueError(f"slow_stage must be one of {', '.join(SMTP_STAGES)}")
+        if not 400 <= self.error_status <= 599:
+            raise ValueError("error_status must be an HTTP error status (400-599)")
+
+
+@dataclass
+class FaultBook:
+    """The faults of every service, with a seeded random source so error rates are repeatable."""
+
+    seed: int = 0
+    services: dict[str, ServiceFaults] = field(default_factory=lambda: {name: ServiceFaults() for name in SERVICES})
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self._burst_left = {name: faults.throttle_burst for name, faults in self.services.items()}
+
+    def get(self, service: str) -> ServiceFaults:
+        return self.services[self._known(service)]
+
+    def set(self, service: str, **changes: Any) -> ServiceFaults:
+        """Change some fields of one service's faults; unknown fields or bad values raise ValueError."""
+        name = self._known(service)
+        allowed = {f.name for f in fields(ServiceFaults)}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+        updated = replace(self.services[name], **changes)
+        self.services[name] = updated
+        self._burst_left[name] = updated.throttle_burst
+        return updated
+
+    def reset(self, service: str | None = None) -> None:
+        for name in [self._known(service)] if service else list(SERVICES):
+            self.services[name] = ServiceFaults()
+            self._burst_left[name] = 0
+
+    def take_throttle(self, service: str) -> bool:
+        """True if this request falls in a 429 burst (and uses up one of it)."""
+        name = self._known(service)
+        if self._burst_left.get(name, 0) > 0:
+            self._burst_left[name] -= 1
+            return True
+        return False
+
+    def roll(self, rate: float) -> bool:
+        return rate > 0 and self._random.random() < rate
+
+    def latency_s(self, service: str) -> float:
+        faults = self.get(service)
+        jitter = self._random.uniform(0, faults.latency_jitter_ms) if faults.latency_jitter_ms else 0.0
+        return (faults.latency_ms + jitter) / 1000.0
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return {name: asdict(faults) for name, faults in self.services.items()}
+
+    def _known(self, service: str) -> str:
+        if service not in self.services:
+            raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+        return service

@@ -1,0 +1,72 @@
+"""What every HTTPS service of the sandbox shares: fault injection and serving on an ephemeral port."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sandbox.faults import FaultBook
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorResponder = Callable[[int, int], web.Response]
+"""Builds the service's own error response for (status, retry_after_seconds)."""
+
+
+def fault_middleware(
+    service: str, faults: FaultBook, error: ErrorResponder
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Apply ``faults[service]`` to every request except the sandbox's own admin routes.
+
+    Order: latency, dropped connection, 429 burst, random error, then the real handler.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/_sandbox/"):
+            return await handler(request)
+        settings = faults.get(service)
+        delay = faults.latency_s(service)
+        if delay:
+            await asyncio.sleep(delay)
+        if faults.roll(settings.drop_rate):
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("sandbox fault: connection dropped")
+        if faults.take_throttle(service):
+            return error(429, settings.retry_after_s)
+        if faults.roll(settings.error_rate):
+            return error(settings.error_status, settings.retry_after_s)
+        return await handler(request)
+
+    return middleware
+
+
+@dataclass
+class RunningSite:
+    runner: web.AppRunner
+    host: str
+    port: int
+    scheme: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(
+    app: web.Application, ssl_context: ssl.SSLContext | None, host: str = "127.0.0.1", port: int = 0
+) -> RunningSite:
+    """Serve ``app`` on ``host`` and an ephemeral port (or ``port``), over TLS when a context is given."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    bound_port = int(runner.addresses[0][1])
+    return RunningSite(runner=runner, host=host, port=bound_port, scheme="https" if ssl_context else "http")
