@@ -1,0 +1,3 @@
+from plugin.pending import PendingCommand
+
+COMMAND = PendingCommand("smtp-test")
