@@ -16,7 +16,13 @@ MASK = "<redacted>"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # AUTH PLAIN/LOGIN/XOAUTH2 with an initial response: keep the mechanism, drop the payload.
-    (re.compile(r"(?i)\b(AUTH\s+(?:PLAIN|LOGIN|XOAUTH2|CRAM-MD5)\s+)\S+"), rf"\g<1>{MASK}"),
+    # (A mechanism list such as "250-AUTH LOGIN PLAIN XOAUTH2" is left alone.)
+    (
+        re.compile(
+            r"(?i)\b(AUTH\s+(?:PLAIN|LOGIN|XOAUTH2|CRAM-MD5)\s+)(?!(?:PLAIN|LOGIN|XOAUTH2|CRAM-MD5)\b)[A-Za-z0-9+/=]{8,}"
+        ),
+        rf"\g<1>{MASK}",
+    ),
     (re.compile(r"(?i)\b(Bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\g<1>{MASK}"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),
     (re.compile(r"\bx(?:ox[abposre]|app)-[A-Za-z0-9-]{6,}"), MASK),

@@ -9,6 +9,7 @@ the edge); nothing else reads the environment.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from plugin.errors import ConfigError
 
@@ -117,7 +118,7 @@ class SlackSettings(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 3000
     it_usergroup_id: str | None = None
     """Members of this Slack user group (``S…``) may approve and grant."""
-    it_user_ids: tuple[str, ...] = ()
+    it_user_ids: Annotated[tuple[str, ...], NoDecode] = ()
     """Slack user IDs (``U…``) that may approve and grant, in addition to the user group."""
     approvals_channel: str | None = None
     """Channel ID where approval cards are posted."""
@@ -140,8 +141,11 @@ class SlackSettings(_Section):
     @field_validator("it_user_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, str):  # "U1,U2" or a JSON list
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(part.strip() for part in text.split(",") if part.strip())
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,45 @@
+"""Email address checks shared by the directory, the probe and the CLI.
+
+Addresses end up in SMTP commands and message headers, so CR, LF and other control characters are
+refused outright (header and command injection), and the syntax is the plain ``local@domain`` that
+mail servers accept in ``MAIL FROM:<…>``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ADDRESS = re.compile(
+    r"^(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+|\"[^\"\\]+\")@"
+    r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}|\[[0-9.]+\]|localhost)$"
+)
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(_CONTROL.search(value))
+
+
+def validate_address(value: str) -> str:
+    """Return the address unchanged, or raise ValueError saying what is wrong with it."""
+    if has_control_characters(value):
+        raise ValueError("contains a line break or control character; an address must be one plain line")
+    if not _ADDRESS.match(value):
+        raise ValueError(f"'{value}' is not an email address of the form name@example.com")
+    local = value.rsplit("@", 1)[0]
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        raise ValueError(f"'{value}' has a misplaced dot before the @")
+    return value
+
+
+def is_address(value: str) -> bool:
+    try:
+        validate_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def same_address(a: str | None, b: str | None) -> bool:
+    """Exchange compares addresses case-insensitively."""
+    return a is not None and b is not None and a.casefold() == b.casefold()

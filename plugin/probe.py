@@ -1,0 +1,487 @@
+"""The SMTP probe: a swaks-like test send, stage by stage, on aiosmtplib.
+
+Stages: connect, banner, ehlo, tls (STARTTLS and the EHLO after it, or the implicit-TLS handshake with
+the greeting), auth, mail, rcpt, data. Each stage has its own timeout and timing; the session stops at
+the first failure, which becomes a :class:`~plugin.classify.Failure` and then a diagnosis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import re
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
+
+import aiosmtplib
+
+from plugin.catalogue import Facts, diagnose
+from plugin.classify import Failure, FailureKind, Stage, classify
+from plugin.diagnosis import Code, Diagnosis, FixAction, Right
+from plugin.errors import EmailDoctorError
+from plugin.probe_request import ProbeRequest, ProbeResult, TlsInfo, check_request
+from plugin.replies import Reply, parse_reply
+from plugin.settings import Security
+from plugin.testmessage import build_test_message, new_test_id
+from plugin.transcript import Transcript
+
+T = TypeVar("T")
+_DOTS = re.compile(rb"(?m)^\.")
+
+
+class _Failed(Exception):  # noqa: N818 - control flow inside the session, never escapes it
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.kind)
+        self.failure = failure
+
+
+class _QuitAfter(Exception):  # noqa: N818 - control flow inside the session, never escapes it
+    pass
+
+
+async def run_probe(request: ProbeRequest, *, secrets: Iterable[str] = ()) -> ProbeResult:
+    """Run the test send described by ``request``. Raises ConfigError for settings that cannot work."""
+    warnings = check_request(request)
+    return await _Session(request, secrets, warnings).run()
+
+
+def tls_context(ca_file: object | None) -> ssl.SSLContext:
+    """The system trust store, plus ``ca_file`` if given; host names are checked; TLS 1.2 or later."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
+class _Session:
+    def __init__(self, request: ProbeRequest, secrets: Iterable[str], warnings: tuple[str, ...]) -> None:
+        self.r = request
+        self.warnings = warnings
+        self.secrets = [s for s in secrets if s]
+        if request.password is not None:
+            self.secrets.append(request.password.get_secret_value())
+        self.transcript = Transcript(self.secrets)
+        self.test_id = request.test_id or new_test_id()
+        self.timings: dict[str, float] = {}
+        self.stage = Stage.CONNECT
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.sock: socket.socket | None = None
+        self.tls: TlsInfo | None = None
+        self.mechanism: str | None = None
+        self.authenticated = False
+        self.message_id: str | None = None
+        self.implicit = request.security is Security.TLS
+        self.handshaking = False
+
+    async def run(self) -> ProbeResult:
+        failure: Failure | None = None
+        try:
+            await self._steps()
+            self.stage = Stage.DONE
+        except _QuitAfter:
+            pass
+        except _Failed as failed:
+            failure = failed.failure
+        finally:
+            await self._close()
+        if failure is not None and failure.stage is Stage.BANNER and failure.kind is FailureKind.TIMEOUT:
+            failure = await self._second_opinion(failure)
+        return self._result(failure)
+
+    async def _second_opinion(self, failure: Failure) -> Failure:
+        """The greeting never came in plain text: does this port speak implicit TLS instead (as 465 does)?"""
+        if self.implicit:
+            return failure
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # only asks "is this TLS?"; nothing is sent over it
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.r.host, self.r.port, ssl=context), min(self.r.timeout, 5.0)
+            )
+        except (OSError, TimeoutError):
+            return failure
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        self.transcript.note("A second connection answered a TLS handshake: this port speaks implicit TLS.")
+        return dataclasses.replace(failure, tls_detected=True)
+
+    async def _steps(self) -> None:
+        r = self.r
+        await self._timed(Stage.CONNECT, self._connect())
+        await self._timed(Stage.TLS if self.implicit else Stage.BANNER, self._greeting())
+        self._quit_if(Stage.CONNECT)
+        await self._timed(Stage.EHLO, self._ehlo())
+        if r.security is Security.STARTTLS:
+            await self._timed(Stage.TLS, self._starttls())
+        self._quit_if(Stage.TLS)
+        if r.password is not None or r.token_source is not None:
+            await self._timed(Stage.AUTH, self._auth())
+        self._quit_if(Stage.AUTH)
+        await self._timed(Stage.MAIL, self._command(f"MAIL FROM:<{r.from_addr}>", (250,)))
+        self._quit_if(Stage.MAIL)
+        await self._timed(Stage.RCPT, self._command(f"RCPT TO:<{r.to_addr}>", (250, 251)))
+        self._quit_if(Stage.RCPT)
+        await self._timed(Stage.DATA, self._data())
+
+    def _quit_if(self, stage: Stage) -> None:
+        if self.r.quit_after is stage:
+            self.stage = stage
+            self.transcript.note(f"Quitting after the {stage} stage, as asked.")
+            raise _QuitAfter
+
+    async def _timed(self, stage: Stage, step: Awaitable[T]) -> T:
+        self.stage = stage
+        started = time.perf_counter()
+        try:
+            return await step
+        except _Failed:
+            raise
+        except EmailDoctorError as exc:  # the token source
+            self.transcript.note(f"Could not get a token: {exc}")
+            raise _Failed(self._failure(FailureKind.TOKEN, detail=str(exc), token_code=exc.code)) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise _Failed(self._translate(exc)) from exc
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.timings[str(stage)] = round(self.timings.get(str(stage), 0.0) + elapsed, 1)
+
+    # -- stages -------------------------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        r = self.r
+        self.transcript.note(f"Trying {r.host}:{r.port}...")
+        deadline = loop.time() + r.timeout
+        infos = await asyncio.wait_for(loop.getaddrinfo(r.host, r.port, type=socket.SOCK_STREAM), r.timeout)
+        last: BaseException | None = None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, address), max(deadline - loop.time(), 0.001))
+            except (OSError, TimeoutError) as exc:
+                sock.close()
+                last = exc
+                continue
+            self.sock = sock
+            self.transcript.note(f"Connected to {address[0]}.")
+            return
+        raise last or OSError("no address to connect to")
+
+    async def _greeting(self) -> None:
+        r = self.r
+        self.smtp = aiosmtplib.SMTP(
+            hostname=r.host,
+            sock=self.sock,
+            use_tls=self.implicit,
+            start_tls=False,
+            tls_context=tls_context(r.ca_file),
+            timeout=r.timeout,
+            local_hostname=r.helo_name or socket.gethostname(),
+        )
+        self.sock = None  # aiosmtplib owns the socket now and closes it
+        self.handshaking = self.implicit
+        response = await self.smtp.connect()
+        self.handshaking = False
+        if self.implicit:
+            self._record_tls()
+        self.transcript.received(response.code, response.message)
+
+    async def _ehlo(self) -> None:
+        smtp = self._smtp()
+        self.transcript.sent(f"EHLO {smtp.local_hostname}")
+        try:
+            response = await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError as exc:
+            self.transcript.received(exc.code, exc.message)
+            if exc.code not in (500, 502):
+                raise _Failed(self._failure(FailureKind.REPLY, reply=parse_reply(exc.code, exc.message))) from exc
+            self.transcript.sent(f"HELO {smtp.local_hostname}")
+            response = await smtp.helo()
+        self.transcript.received(response.code, response.message)
+
+    async def _starttls(self) -> None:
+        smtp = self._smtp()
+        if not smtp.supports_extension("starttls"):
+            raise _Failed(self._failure(FailureKind.NOT_OFFERED, missing="starttls"))
+        self.transcript.sent("STARTTLS")
+        self.handshaking = True
+        response = await smtp.starttls(server_hostname=self.r.host)
+        self.handshaking = False
+        self.transcript.received(response.code, response.message)
+        self._record_tls()
+        await self._ehlo()
+
+    async def _auth(self) -> None:
+        smtp, r = self._smtp(), self.r
+        offered = smtp.server_auth_methods
+        if not smtp.supports_extension("auth"):
+            before_tls = not self.tls and smtp.supports_extension("starttls")
+            raise _Failed(
+                self._failure(
+                    FailureKind.NOT_OFFERED,
+                    missing="auth",
+                    detail=" (it offers AUTH only after STARTTLS, and SSL is off)" if before_tls else "",
+                )
+            )
+        wanted = r.mechanism or (
+            "xoauth2" if r.token_source else next((m for m in ("plain", "login") if m in offered), None)
+        )
+        if wanted is None or wanted not in offered:
+            self.mechanism = wanted or "plain"
+            raise _Failed(
+                self._failure(
+                    FailureKind.NOT_OFFERED, missing=self.mechanism, detail=f"; it offers {', '.join(offered)}"
+                )
+            )
+        self.mechanism = wanted
+        if wanted == "xoauth2":
+            response = await self._auth_xoauth2()
+        elif wanted == "login":
+            response = await self._auth_login()
+        else:
+            response = await self._auth_plain()
+        self.transcript.received(response.code, response.message)
+        if response.code != 235:
+            raise _Failed(self._failure(FailureKind.REPLY, reply=parse_reply(response.code, response.message)))
+        self.authenticated = True
+
+    async def _auth_plain(self) -> aiosmtplib.SMTPResponse:
+        smtp, r = self._smtp(), self.r
+        password = r.password.get_secret_value() if r.password else ""
+        blob = base64.b64encode(f"\0{r.user}\0{password}".encode()).decode()
+        self.transcript.add_secret(blob)
+        self.transcript.sent(f"AUTH PLAIN <credentials of {r.user}, redacted>")
+        response = await smtp.execute_command(b"AUTH", b"PLAIN", blob.encode())
+        if response.code == 334:
+            self.transcript.received(response.code, response.message)
+            self.transcript.sent("<credentials redacted>")
+            response = await smtp.execute_command(blob.encode())
+        return response
+
+    async def _auth_login(self) -> aiosmtplib.SMTPResponse:
+        smtp, r = self._smtp(), self.r
+        password = r.password.get_secret_value() if r.password else ""
+        self.transcript.sent("AUTH LOGIN")
+        response = await smtp.execute_command(b"AUTH", b"LOGIN")
+        if response.code != 334:
+            return response
+        self.transcript.received(response.code, response.message)
+        user_b64 = base64.b64encode((r.user or "").encode()).decode()
+        self.transcript.sent(f"{user_b64} ({r.user})")
+        response = await smtp.execute_command(user_b64.encode())
+        if response.code != 334:
+            return response
+        self.transcript.received(response.code, response.message)
+        password_b64 = base64.b64encode(password.encode()).decode()
+        self.transcript.add_secret(password_b64)
+        self.transcript.sent("<password redacted>")
+        return await smtp.execute_command(password_b64.encode())
+
+    async def _auth_xoauth2(self) -> aiosmtplib.SMTPResponse:
+        smtp, r = self._smtp(), self.r
+        assert r.token_source is not None
+        token = await r.token_source()
+        self.transcript.add_secret(token)
+        self.secrets.append(token)
+        blob = base64.b64encode(f"user={r.user}\x01auth=Bearer {token}\x01\x01".encode()).decode()
+        self.transcript.add_secret(blob)
+        self.transcript.sent(f"AUTH XOAUTH2 <token for user={r.user}, redacted>")
+        response = await smtp.execute_command(b"AUTH", b"XOAUTH2", blob.encode())
+        if response.code == 334:  # an error challenge: Base64 JSON; an empty line fetches the final reply
+            self.transcript.received(response.code, response.message)
+            self.transcript.note(f"Error challenge: {_decode_challenge(response.message)}")
+            self.transcript.sent("")
+            response = await smtp.execute_command(b"")
+        return response
+
+    async def _command(self, line: str, accepted: tuple[int, ...]) -> None:
+        smtp = self._smtp()
+        self.transcript.sent(line)
+        response = await smtp.execute_command(*(part.encode() for part in line.split(" ", 1)))
+        self.transcript.received(response.code, response.message)
+        if response.code not in accepted:
+            raise _Failed(self._failure(FailureKind.REPLY, reply=parse_reply(response.code, response.message)))
+
+    async def _data(self) -> None:
+        smtp, r = self._smtp(), self.r
+        await self._command("DATA", (354,))
+        message = build_test_message(from_addr=r.from_addr, to_addr=r.to_addr, sender=r.sender, test_id=self.test_id)
+        self.message_id = str(message["Message-ID"])
+        for name, value in message.items():
+            self.transcript.sent(f"{name}: {value}")
+        self.transcript.sent("[test message body]")
+        self.transcript.sent(".")
+        payload = message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        payload = _DOTS.sub(b"..", payload) + b".\r\n"
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        protocol.write(payload)
+        response = await protocol.read_response(timeout=r.timeout)
+        self.transcript.received(response.code, response.message)
+        if response.code != 250:
+            raise _Failed(self._failure(FailureKind.REPLY, reply=parse_reply(response.code, response.message)))
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _smtp(self) -> aiosmtplib.SMTP:
+        assert self.smtp is not None
+        return self.smtp
+
+    def _record_tls(self) -> None:
+        ssl_object = self._smtp().get_transport_info("ssl_object")
+        if isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+            cipher = ssl_object.cipher()
+            self.tls = TlsInfo(version=ssl_object.version() or "?", cipher=cipher[0] if cipher else "?")
+            self.transcript.note(f"TLS started with {self.tls.version}, cipher {self.tls.cipher}.")
+
+    def _failure(
+        self,
+        kind: FailureKind,
+        *,
+        reply: Reply | None = None,
+        detail: str = "",
+        missing: str = "",
+        token_code: Code | None = None,
+    ) -> Failure:
+        return Failure(
+            stage=self.stage,
+            kind=kind,
+            reply=reply,
+            detail=detail,
+            missing=missing,
+            security=self.r.security,
+            port=self.r.port,
+            mechanism=self.mechanism,
+            authenticated=self.authenticated,
+            tls_active=self.tls is not None,
+            token_code=token_code,
+        )
+
+    def _translate(self, exc: BaseException) -> Failure:
+        cause = exc.__cause__ if isinstance(exc, aiosmtplib.SMTPConnectError) and exc.__cause__ else exc
+        if isinstance(exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPResponseException):
+            self.transcript.received(exc.code, exc.message)
+            return self._failure(FailureKind.REPLY, reply=parse_reply(exc.code, exc.message))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            self.stage = Stage.TLS
+            detail = f" ({cause.verify_message})" if cause.verify_message else ""
+            self.transcript.note(f"TLS certificate check failed{detail}")
+            return self._failure(FailureKind.CERTIFICATE, detail=detail)
+        if isinstance(cause, ssl.SSLError):
+            self.stage = Stage.TLS
+            self.transcript.note(f"TLS handshake failed: {cause.reason or cause}")
+            return self._failure(FailureKind.TLS_ERROR, detail=f" ({cause.reason or cause})")
+        if isinstance(exc, socket.gaierror):
+            self.transcript.note(f"Cannot resolve {self.r.host}: {exc.strerror or exc}")
+            return self._failure(FailureKind.DNS, detail=str(exc))
+        if isinstance(exc, ConnectionRefusedError):
+            self.transcript.note(f"Connection refused: {exc.strerror or exc}")
+            return self._failure(FailureKind.REFUSED, detail=str(exc))
+        if isinstance(exc, TimeoutError):  # includes aiosmtplib's timeouts
+            if isinstance(exc, aiosmtplib.SMTPConnectTimeoutError) and "ready message" in str(exc):
+                self.stage = Stage.BANNER
+            self.transcript.note(f"No answer within {self.r.timeout:g} s at the {self.stage} stage.")
+            return self._failure(FailureKind.TIMEOUT, detail=str(exc))
+        if self.handshaking:
+            self.stage = Stage.TLS
+            self.transcript.note("The server closed the connection during the TLS handshake.")
+            return self._failure(
+                FailureKind.TLS_ERROR, detail=" (the server closed the connection during the handshake)"
+            )
+        if self.stage is Stage.CONNECT and isinstance(exc, OSError):
+            self.transcript.note(f"Cannot reach {self.r.host}: {exc}")
+            return self._failure(FailureKind.UNREACHABLE, detail=str(exc))
+        self.transcript.note(f"The server closed the connection: {exc}")
+        return self._failure(FailureKind.DISCONNECTED, detail=str(exc))
+
+    async def _close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        smtp = self.smtp
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            self.transcript.sent("QUIT")
+            response = await smtp.quit(timeout=min(self.r.timeout, 5.0))
+            self.transcript.received(response.code, response.message)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            smtp.close()
+
+    def _result(self, failure: Failure | None) -> ProbeResult:
+        return ProbeResult(
+            ok=failure is None,
+            stage=failure.stage if failure else self.stage,
+            reply=failure.reply if failure else None,
+            diagnosis=self._diagnosis(failure) if failure else None,
+            transcript=tuple(self.transcript.lines),
+            timings_ms=dict(self.timings),
+            test_id=self.test_id,
+            tls=self.tls,
+            message_id=self.message_id,
+            mechanism=self.mechanism,
+            warnings=self.warnings,
+        )
+
+    def _diagnosis(self, failure: Failure) -> Diagnosis:
+        r = self.r
+        code = classify(failure)
+        right = Right.SEND_ON_BEHALF if r.sender else Right.SEND_AS
+        evidence = [f"At the {failure.stage} stage the server replied: {failure.reply}"] if failure.reply else []
+        if not failure.reply:
+            evidence.append(f"At the {failure.stage} stage: {failure.detail.strip(' ();') or failure.kind}")
+        if self.tls:
+            evidence.append(f"TLS: {self.tls.version}, {self.tls.cipher}")
+        facts = Facts(
+            principal=r.user,
+            from_addr=r.from_addr,
+            to_addr=r.to_addr,
+            right=right,
+            host=r.host,
+            port=r.port,
+            stage=str(failure.stage),
+            timeout=r.timeout,
+            reply=str(failure.reply) if failure.reply else None,
+            mechanism=self.mechanism,
+            server_source=r.server_source,
+            detail=_detail(code, failure, r),
+        )
+        fix = None
+        if code is Code.SEND_AS_DENIED and r.user and r.user.casefold() != r.from_addr.casefold():
+            fix = FixAction(right, r.from_addr, r.user)
+        return diagnose(code, facts, evidence, secrets=self.secrets, fix_action=fix)
+
+
+def _detail(code: Code, failure: Failure, request: ProbeRequest) -> str:
+    text = failure.reply.text if failure.reply else ""
+    if code is Code.SMTP_AUTH_DISABLED:
+        return (
+            " for the whole organisation (tenant)"
+            if "tenant" in text.casefold()
+            else f" for the mailbox {request.user}"
+        )
+    if code is Code.BASIC_AUTH_BLOCKED and text:
+        return f" ({text.split('. Contact')[0].strip()})"
+    if code in (Code.TLS_CERTIFICATE_INVALID, Code.TLS_FAILED, Code.AUTH_UNAVAILABLE, Code.AUTH_MECHANISM_UNSUPPORTED):
+        return failure.detail
+    if code in (Code.SENDER_REJECTED, Code.RECIPIENT_REJECTED, Code.UNKNOWN, Code.TENANT_BLOCKED) and failure.reply:
+        return f': "{failure.reply}"'
+    if code is Code.SERVER_UNAVAILABLE and failure.reply:
+        return f' ("{failure.reply}")'
+    return ""
+
+
+def _decode_challenge(message: str) -> str:
+    try:
+        return json.dumps(json.loads(base64.b64decode(message.strip() + "==")))
+    except (ValueError, UnicodeDecodeError):
+        return message

@@ -1,0 +1,144 @@
+"""`emaildoctor smtp-test` as a user runs it: the installed command, against real SMTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.plugin.scripted_smtp import Behaviour, scripted_server
+
+EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
+PASSWORD = "correct horse battery staple"
+SEND_AS = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
+
+
+async def run_cli(*args: str, extra_env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "SMTP_PASSWORD": PASSWORD}
+    env.update(extra_env or {})
+    process = await asyncio.create_subprocess_exec(
+        EMAILDOCTOR, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def _args(port: int, ca_file: Path, *extra: str, password: bool = True) -> list[str]:
+    args = ["smtp-test", "--host", "localhost", "--port", str(port), "--ca-file", str(ca_file), "--timeout", "2"]
+    args += ["--user", "admin@business.com", "--from", "admin@business.com"]
+    if password:
+        args += ["--password-env", "SMTP_PASSWORD"]
+    return args + list(extra)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "mode", "extra", "exit_code", "stage", "code"),
+    [
+        ({}, "starttls", [], 0, "done", None),
+        ({"users": {"admin@business.com": "something else"}}, "starttls", [], 1, "auth", "auth_failed"),
+        ({"replies": {"mail": SEND_AS}}, "starttls", ["--from", "alice@business.com"], 1, "mail", "send_as_denied"),
+        ({}, "starttls", ["--security", "tls"], 1, "tls", "tls_mode_mismatch"),
+        ({}, "untrusted", [], 1, "tls", "tls_certificate_invalid"),
+        ({}, "starttls", ["--security", "none"], 1, "auth", "auth_unavailable"),
+        ({"delays": {"ehlo": 5.0}}, "starttls", [], 1, "ehlo", "timeout"),
+    ],
+    ids=[
+        "success",
+        "wrong-password",
+        "sender-not-allowed",
+        "wrong-tls-mode",
+        "untrusted-cert",
+        "auth-after-starttls",
+        "timeout",
+    ],
+)
+async def test_json_stage_and_code(
+    behaviour: dict[str, Any],
+    mode: str,
+    extra: list[str],
+    exit_code: int,
+    stage: str,
+    code: str | None,
+    ca_file: Path,
+    server_tls: ssl.SSLContext,
+    untrusted_tls: ssl.SSLContext,
+) -> None:
+    tls = untrusted_tls if mode == "untrusted" else server_tls
+    async with scripted_server(Behaviour(**behaviour), tls=tls) as server:
+        returncode, out, err = await run_cli(*_args(server.port, ca_file, "--json", *extra))
+    assert returncode == exit_code, err
+    result = json.loads(out)
+    assert result["stage"] == stage
+    assert result["ok"] is (code is None)
+    assert (result["diagnosis"] or {}).get("code") == code
+    assert set(result) >= {"ok", "stage", "reply", "diagnosis", "transcript", "timings_ms"}
+    if code:
+        assert set(result["diagnosis"]) >= {"code", "cause", "fix", "remedy"}
+    assert PASSWORD not in out + err
+
+
+async def test_closed_port(ca_file: Path) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    returncode, out, _ = await run_cli(*_args(port, ca_file, "--json"))
+    result = json.loads(out)
+    assert (returncode, result["stage"], result["diagnosis"]["code"]) == (1, "connect", "connect_refused")
+
+
+async def test_text_output_is_readable(ca_file: Path, server_tls: ssl.SSLContext) -> None:
+    async with scripted_server(Behaviour(replies={"mail": SEND_AS}), tls=server_tls) as server:
+        returncode, out, _ = await run_cli(*_args(server.port, ca_file, "--from", "alice@business.com"))
+    assert returncode == 1
+    assert "FAILED at mail:" in out
+    assert "Send As denied  [send_as_denied; who acts: permission]" in out
+    assert "admin@business.com signed in, but the message is from alice@business.com" in out
+    assert "Run:   emaildoctor grant SendAs --mailbox alice@business.com --trustee admin@business.com" in out
+    assert "Transcript (secrets redacted):" in out and "AUTH PLAIN <credentials of admin@business.com, redacted>" in out
+    assert PASSWORD not in out
+
+
+async def test_password_file(tmp_path: Path, ca_file: Path, server_tls: ssl.SSLContext) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD + "\n")
+    async with scripted_server(Behaviour(), tls=server_tls) as server:
+        args = _args(server.port, ca_file, "--password-file", str(secret), "--json", password=False)
+        returncode, out, _ = await run_cli(*args)
+    assert returncode == 0 and json.loads(out)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--port", "587", "--security", "tls"], "--security tls on port 587"),
+        (["--port", "465", "--security", "starttls"], "--security starttls on port 465"),
+        (["--from", "alice@business.com\r\nBcc: x@evil.example"], "--from: contains a line break"),
+        (["--to", "not an address"], "--to: 'not an address' is not an email address"),
+        (["--timeout", "0"], "--timeout: 0 s is out of range"),
+        (["--password-env", "NOT_SET_ANYWHERE"], "environment variable NOT_SET_ANYWHERE is not set"),
+        (["--password-env", "SMTP_PASSWORD", "--oauth"], "not allowed with argument"),
+        (["--ca-file", "/nonexistent/ca.pem"], "--ca-file: /nonexistent/ca.pem does not exist"),
+    ],
+)
+async def test_bad_arguments_exit_2_and_change_nothing(extra: list[str], message: str, ca_file: Path) -> None:
+    args = ["smtp-test", "--host", "localhost", "--from", "admin@business.com", "--user", "admin@business.com"]
+    returncode, out, err = await run_cli(*args, *extra)
+    assert returncode == 2
+    assert message in err
+    assert out == ""
+    assert "Traceback" not in err
+
+
+async def test_help_teaches() -> None:
+    returncode, out, _ = await run_cli("smtp-test", "--help")
+    assert returncode == 0
+    assert "examples:" in out and "--password-env" in out and "exit status" in out
