@@ -30,6 +30,9 @@ class ServiceFaults:
     slow_stage: str | None = None
     """SMTP only: the stage whose reply is delayed by ``slow_stage_ms``."""
     slow_stage_ms: float = 0.0
+    throttle_reply: str | None = None
+    """SMTP only: the reply a throttled connection gets. Default: ``432 4.3.2 STOREDRV.ClientSubmit; sender thread
+    limit exceeded`` at MAIL FROM. A reply starting with ``421`` replaces the banner and closes the connection."""
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "drop_rate"):
@@ -43,6 +46,10 @@ class ServiceFaults:
             raise ValueError("throttle_burst and retry_after_s must not be negative")
         if self.slow_stage is not None and self.slow_stage not in SMTP_STAGES:
             raise ValueError(f"slow_stage must be one of {', '.join(SMTP_STAGES)}")
+        if self.throttle_reply is not None and not (
+            len(self.throttle_reply) > 4 and self.throttle_reply[:3] in ("421", "432", "451", "452")
+        ):
+            raise ValueError("throttle_reply must be an SMTP 421/432/451/452 reply, e.g. '421 4.7.0 Too many connections'")
         if not 400 <= self.error_status <= 599:
             raise ValueError("error_status must be an HTTP error status (400-599)")
 
