@@ -34,6 +34,8 @@ class Facts:
     server_source: str | None = None
     detail: str | None = None
     """A short clause appended to the cause, e.g. ' for the mailbox admin@business.com'."""
+    wait_minutes: float | None = None
+    """How long Exchange may take to apply a new right (settings.m365.propagation_minutes)."""
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,20 @@ CATALOGUE: dict[Code, Entry] = {
 }
 
 
+# A right that Exchange's directory already shows but sending does not honour yet: not a denial to fix,
+# a wait. Same code (the server still said Send As denied), different cause, fix and remedy.
+PENDING = Entry(
+    Code.SEND_AS_DENIED,
+    Remedy.TRANSIENT,
+    "Granted, waiting for Exchange to apply it",
+    "The right is granted but Exchange has not applied it to sending yet.",
+    "The admin API shows the right; the send is still refused.",
+    "{principal} already holds {right} on {from_addr}'s mailbox{detail}, but Exchange has not applied it to "
+    "sending yet, so this send was still refused.",
+    "Nothing to grant: wait and test again. Exchange Online applies new mailbox rights within {wait}, often sooner.",
+)
+
+
 class _Words(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -367,6 +383,7 @@ def _words(facts: Facts) -> _Words:
         server_source=facts.server_source or "the outgoing mail server settings",
         detail=facts.detail or "",
         grant_command=grant,
+        wait=f"about {facts.wait_minutes:g} minutes" if facts.wait_minutes else "an hour",
     )
 
 
@@ -377,15 +394,19 @@ def diagnose(
     *,
     secrets: Iterable[str] = (),
     fix_action: FixAction | None = None,
+    pending: bool = False,
 ) -> Diagnosis:
-    """Render the catalogue entry for ``code`` with ``facts``; evidence is redacted here."""
-    entry = CATALOGUE[code]
+    """Render the catalogue entry for ``code`` with ``facts``; evidence is redacted here.
+
+    ``pending``: a Send As denial although Exchange's directory already shows the right (a fresh grant).
+    """
+    entry = PENDING if pending and code is Code.SEND_AS_DENIED else CATALOGUE[code]
     words = _words(facts)
     secret_list = list(secrets)
     cause = entry.cause.format_map(words).replace("  ", " ")
     fix = entry.fix.format_map(words)
     lines = tuple(redact(line, secret_list) for line in evidence if line)
-    if code is Code.SEND_AS_DENIED and fix_action is None and facts.principal and facts.from_addr:
+    if code is Code.SEND_AS_DENIED and not pending and fix_action is None and facts.principal and facts.from_addr:
         fix_action = FixAction(facts.right or Right.SEND_AS, facts.from_addr, facts.principal)
     return Diagnosis(
         code=code,
