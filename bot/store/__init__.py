@@ -1,0 +1,55 @@
+"""The bot's durable store: fix requests and approvals, the hash-chained audit log, audit snapshots,
+Slack retry keys, scheduled-run claims and time-bound grants, in SQLite (one process) or PostgreSQL
+(several replicas), through SQLAlchemy with Alembic migrations.
+
+    store = await Store.open(settings.store.url, secrets=settings.secret_values())
+    request = await store.create_request(kind=RequestKind.GRANT, right=Right.SEND_AS, …)
+    if await store.decide(request.id, approver, approve=True, now=now):   # exactly one click wins
+        async with store.audited(approver, "grant", subject, request_id=request.id) as record:
+            ...                                                         # runs only if audited
+    await store.close()
+
+Everything returned is a frozen dataclass from :mod:`bot.store.records`; every failure is a
+:class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+from bot.store.engine import create_store_engine
+from bot.store.errors import InvalidStateError, SelfApprovalError, StoreError, UnknownRecordError
+from bot.store.records import (
+    AuditEntry,
+    AuditRecord,
+    AuditResult,
+    ChainReport,
+    Clock,
+    FixRequest,
+    RequestKind,
+    RequestStatus,
+    ScheduledRun,
+    Snapshot,
+    TimedGrant,
+    TimedGrantStatus,
+)
+from bot.store.store import Store
+
+__all__ = [
+    "AuditEntry",
+    "AuditRecord",
+    "AuditResult",
+    "ChainReport",
+    "Clock",
+    "FixRequest",
+    "InvalidStateError",
+    "RequestKind",
+    "RequestStatus",
+    "ScheduledRun",
+    "SelfApprovalError",
+    "Snapshot",
+    "Store",
+    "StoreError",
+    "TimedGrant",
+    "TimedGrantStatus",
+    "UnknownRecordError",
+    "create_store_engine",
+]

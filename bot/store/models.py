@@ -1,0 +1,176 @@
+"""The tables, as typed SQLAlchemy ORM models. Changing one needs a migration in ``migrations/versions``
+(``tests/bot/store/test_migrations.py`` fails while the models and the migrations disagree).
+
+Nothing outside :mod:`bot.store` sees these classes: the store converts rows to :mod:`bot.store.records`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, Dialect, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+REQUEST_STATUSES = ("pending", "approved", "denied", "expired", "done", "failed")
+TIMED_GRANT_STATUSES = ("active", "revoking", "revoked", "failed")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that takes and returns aware UTC datetimes on every backend.
+
+    SQLite has no time zones: values are stored as naive UTC text (which sorts and compares
+    correctly) and come back with ``tzinfo=UTC``. Naive datetimes are refused rather than guessed.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: the store needs timezone-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime}  # noqa: RUF012 - SQLAlchemy's declared class attribute
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class RequestRow(Base):
+    __tablename__ = "fix_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    right: Mapped[str] = mapped_column(String(32))
+    mailbox: Mapped[str] = mapped_column(String(320))
+    trustee: Mapped[str] = mapped_column(String(320))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    origin_channel: Mapped[str] = mapped_column(String(64))
+    origin_thread_ts: Mapped[str | None] = mapped_column(String(32))
+    origin_test_user: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    card_channel: Mapped[str | None] = mapped_column(String(64))
+    card_ts: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('grant', 'revoke')", name="kind"),
+        CheckConstraint(_one_of("status", REQUEST_STATUSES), name="status"),
+        Index(None, "status", "expires_at"),
+    )
+
+
+class AuditRow(Base):
+    """The audit log. ``seq`` is assigned by the store under the chain-head lock, never by the database."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text)
+    """Canonical JSON of the subject (mailbox, trustee, right …)."""
+    result: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    request_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHeadRow(Base):
+    """The single row (``id = 1``) naming the last audit entry: appends lock it, so the chain never forks."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class SnapshotRow(Base):
+    __tablename__ = "audit_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    taken_at: Mapped[datetime] = mapped_column(index=True)
+    summary: Mapped[str] = mapped_column(Text)
+    rows: Mapped[str] = mapped_column(Text)
+    """Every row of the audit as one JSON array: tens of thousands of rows load in one read."""
+    row_count: Mapped[int] = mapped_column(Integer)
+
+
+class IdempotencyKeyRow(Base):
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ScheduledRunRow(Base):
+    __tablename__ = "scheduled_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+
+
+class TimedGrantRow(Base):
+    __tablename__ = "timed_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    right: Mapped[str] = mapped_column(String(32))
+    mailbox: Mapped[str] = mapped_column(String(320))
+    trustee: Mapped[str] = mapped_column(String(320))
+    expires_at: Mapped[datetime]
+    request_id: Mapped[int | None] = mapped_column(Integer)
+    granted_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", TIMED_GRANT_STATUSES), name="status"),
+        Index(None, "status", "expires_at"),
+    )

@@ -1,0 +1,175 @@
+"""What the store hands out: our own frozen dataclasses, never ORM instances.
+
+Every ``datetime`` here is timezone-aware UTC, on SQLite as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from plugin.diagnosis import Right
+
+
+class Clock(Protocol):
+    """Where the store reads the time when a call does not pass ``now`` (``sandbox.clock`` fits)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class RequestKind(StrEnum):
+    GRANT = "grant"
+    REVOKE = "revoke"
+
+
+class RequestStatus(StrEnum):
+    """``pending`` → ``approved`` | ``denied`` | ``expired``; ``approved`` → ``done`` | ``failed``."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    """A request to grant or revoke a right, and what became of it."""
+
+    id: int
+    kind: RequestKind
+    right: Right
+    mailbox: str
+    trustee: str
+    duration: timedelta | None
+    """For a time-bound grant: how long it lasts once granted."""
+    requested_by: str
+    """Slack user id of the person who asked."""
+    origin_channel: str
+    origin_thread_ts: str | None
+    origin_test_user: str | None
+    """The user whose ``/emailtest`` led to the request, if one did."""
+    status: RequestStatus
+    created_at: datetime
+    expires_at: datetime
+    card_channel: str | None
+    card_ts: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    finished_at: datetime | None
+    detail: str | None
+    """Outcome text from :meth:`Store.mark_done` / :meth:`Store.mark_failed`."""
+
+
+class AuditResult(StrEnum):
+    """The results :meth:`Store.audited` writes; :meth:`Store.append_audit` accepts any short string."""
+
+    STARTED = "started"
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the append-only audit log.
+
+    ``hash = sha256(prev_hash + canonical JSON of the fields)``; see :mod:`bot.store.chain`.
+    """
+
+    seq: int
+    recorded_at: datetime
+    actor: str
+    action: str
+    subject: Mapping[str, Any]
+    result: str
+    approved_by: str | None
+    request_id: int | None
+    detail: str | None
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class AuditRecord:
+    """Handed to the body of ``async with store.audited(…) as record``.
+
+    The body may set ``result`` (default ``ok``) and ``detail``; ``outcome`` is the entry written
+    when the block exits. Mutable on purpose: it is how the body reports what happened.
+    """
+
+    started: AuditEntry
+    result: str | None = None
+    detail: str | None = None
+    outcome: AuditEntry | None = None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of :meth:`Store.verify_audit_chain`.
+
+    ``head_hash`` commits to the whole log: publishing it elsewhere (a Slack message, a ticket)
+    makes even a rewrite of the complete chain detectable later.
+    """
+
+    ok: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A tenant-wide permission audit, as saved by :meth:`Store.save_snapshot`."""
+
+    id: int
+    taken_at: datetime
+    summary: Mapping[str, Any]
+    rows: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """One slot of a scheduled job, claimed by exactly one replica."""
+
+    job: str
+    slot: datetime
+    owner: str
+    claimed_at: datetime
+    finished_at: datetime | None
+    result: str | None
+
+
+class TimedGrantStatus(StrEnum):
+    """``active`` → ``revoking`` (claimed by one replica) → ``revoked`` | ``failed``."""
+
+    ACTIVE = "active"
+    REVOKING = "revoking"
+    REVOKED = "revoked"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TimedGrant:
+    """A right granted for a limited time, to be revoked automatically at ``expires_at``."""
+
+    id: int
+    right: Right
+    mailbox: str
+    trustee: str
+    expires_at: datetime
+    request_id: int | None
+    granted_by: str
+    created_at: datetime
+    status: TimedGrantStatus
+    claimed_by: str | None
+    claimed_at: datetime | None
+    revoked_at: datetime | None
+    detail: str | None
