@@ -41,7 +41,7 @@ TENANT_SWITCHES = (
 )
 
 
-class BadInput(ValueError):
+class BadInputError(ValueError):
     pass
 
 
@@ -53,9 +53,9 @@ async def _object(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read() or b"{}")
     except ValueError as exc:
-        raise BadInput("the body must be a JSON object") from exc
+        raise BadInputError("the body must be a JSON object") from exc
     if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object")
+        raise BadInputError("the body must be a JSON object")
     return body
 
 
@@ -81,7 +81,7 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
         try:
             changes = await _object(request)
             updated = faults.set(service, **changes)
-        except (BadInput, ValueError, TypeError) as exc:
+        except (BadInputError, ValueError, TypeError) as exc:
             return _bad(str(exc))
         del updated
         return web.json_response(faults.to_json()[service])
@@ -104,7 +104,7 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
             return _bad("the sandbox runs on the system clock; only a ManualClock can be advanced", 409)
         try:
             body = await _object(request)
-        except BadInput as exc:
+        except BadInputError as exc:
             return _bad(str(exc))
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 366 * 86400:
@@ -120,17 +120,11 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
     async def patch_tenant(request: web.Request) -> web.Response:
         try:
             body = await _object(request)
-            for key, value in body.items():
-                if key in TENANT_SWITCHES:
-                    if not isinstance(value, bool):
-                        raise BadInput(f"{key} must be true or false")
-                elif key == "propagation_delay_seconds":
-                    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                        raise BadInput("propagation_delay_seconds must be a number >= 0")
-                else:
-                    raise BadInput(f"unknown tenant setting {key!r}; one of {', '.join((*TENANT_SWITCHES, 'propagation_delay_seconds'))}")
-        except BadInput as exc:
+        except BadInputError as exc:
             return _bad(str(exc))
+        problem = _tenant_patch_problem(body)
+        if problem:
+            return _bad(problem)
         for key, value in body.items():
             setattr(tenant, key, float(value) if key == "propagation_delay_seconds" else value)
         tenant.changes += 1
@@ -143,7 +137,7 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
             return _bad(f"no mailbox {request.match_info['address']!r}", 404)
         try:
             body = await _object(request)
-        except BadInput as exc:
+        except BadInputError as exc:
             return _bad(str(exc))
         if set(body) != {"smtp_auth_disabled"} or body["smtp_auth_disabled"] not in (None, True, False):
             return _bad('expected {"smtp_auth_disabled": null | true | false}')
@@ -156,7 +150,9 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
         user = tenant.user_by_address(request.match_info["address"])
         if user is None or not user.has_mailbox:
             return _bad(f"no mailbox {request.match_info['address']!r}", 404)
-        return web.json_response({"mailbox": user.upn, "messages": [_message_json(m) for m in tenant.messages.get(user.id, [])]})
+        return web.json_response(
+            {"mailbox": user.upn, "messages": [_message_json(m) for m in tenant.messages.get(user.id, [])]}
+        )
 
     @routes.get("/_sandbox/settings")
     async def get_settings(request: web.Request) -> web.Response:
@@ -166,7 +162,7 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
     async def patch_settings(request: web.Request) -> web.Response:
         try:
             tenant.behaviour = tenant.behaviour.changed(**await _object(request))
-        except (BadInput, ValueError) as exc:
+        except (BadInputError, ValueError) as exc:
             return _bad(str(exc))
         return web.json_response(tenant.behaviour.to_json())
 
@@ -203,13 +199,15 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
                     "effective_until": end.isoformat() if end else None,
                 }
             )
-        return web.json_response({"now": now.isoformat(), "propagation_delay_seconds": tenant.propagation_delay_seconds, "rights": rows})
+        return web.json_response(
+            {"now": now.isoformat(), "propagation_delay_seconds": tenant.propagation_delay_seconds, "rights": rows}
+        )
 
     @routes.post("/_sandbox/devicecode/approve")
     async def approve(request: web.Request) -> web.Response:
         try:
             body = await _object(request)
-        except BadInput as exc:
+        except BadInputError as exc:
             return _bad(str(exc))
         user_code, upn = body.get("user_code"), body.get("upn")
         if not isinstance(user_code, str) or not isinstance(upn, str):
@@ -223,6 +221,21 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+def _tenant_patch_problem(body: dict[str, Any]) -> str | None:
+    for key, value in body.items():
+        if key in TENANT_SWITCHES:
+            if not isinstance(value, bool):
+                return f"{key} must be true or false"
+        elif key == "propagation_delay_seconds":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                return "propagation_delay_seconds must be a number >= 0"
+        else:
+            return (
+                f"unknown tenant setting {key!r}; one of {', '.join((*TENANT_SWITCHES, 'propagation_delay_seconds'))}"
+            )
+    return None
 
 
 def _tenant_json(tenant: Tenant) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from sandbox.exchange_errors import CmdletError, access_denied
 from sandbox.faults import FaultBook
 from sandbox.http import fault_middleware
 from sandbox.state import Tenant
-from sandbox.tokens import InvalidToken, TokenClaims, TokenIssuer, bearer
+from sandbox.tokens import InvalidTokenError, TokenClaims, TokenIssuer, bearer
 
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 CONCURRENCY_TEXT = "You have reached the maximum number of concurrent requests per tenant. Please wait and try again."
@@ -49,7 +49,7 @@ _DIAGNOSTICS = {
 }
 
 
-class Unauthorized(Exception):
+class UnauthorizedError(Exception):
     def __init__(self, diagnostics: str) -> None:
         super().__init__(diagnostics)
         self.diagnostics = diagnostics
@@ -109,7 +109,11 @@ class ExchangeService:
 
     def build_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[self._headers, self._concurrency, fault_middleware("exchange", self.faults, self._fault_response)]
+            middlewares=[
+                self._headers,
+                self._concurrency,
+                fault_middleware("exchange", self.faults, self._fault_response),
+            ]
         )
         app.router.add_post("/adminapi/{version}/{tenant}/InvokeCommand", self.invoke_command)
         app.router.add_post("/adminapi/{version}/{tenant}/$batch", self.batch)
@@ -123,7 +127,7 @@ class ExchangeService:
             return _json(_error_result(404, "NotFound", f"Unknown API version '{version}'."))
         try:
             claims = self._authenticate(request, tenant_segment, v2=False)
-        except Unauthorized as exc:
+        except UnauthorizedError as exc:
             return _unauthorized(exc)
         allowed, retry = self._take(1)
         if not allowed:
@@ -137,7 +141,7 @@ class ExchangeService:
         version, tenant_segment = request.match_info["version"], request.match_info["tenant"]
         try:
             claims = self._authenticate(request, tenant_segment, v2=False)
-        except Unauthorized as exc:
+        except UnauthorizedError as exc:
             return _unauthorized(exc)
         try:
             payload = json.loads(await request.read() or b"null")
@@ -148,7 +152,9 @@ class ExchangeService:
             return _json(_error_result(400, "BadRequest", "The batch request body is not valid."))
         limit = self.tenant.behaviour.exchange_batch_max
         if len(requests) > limit:
-            return _json(_error_result(400, "BadRequest", f"The batch request exceeds the maximum of {limit} requests."))
+            return _json(
+                _error_result(400, "BadRequest", f"The batch request exceeds the maximum of {limit} requests.")
+            )
         responses = []
         for item in requests:
             item_id = str(item.get("id", ""))
@@ -174,14 +180,19 @@ class ExchangeService:
         tenant_segment = request.match_info["tenant"]
         try:
             claims = self._authenticate(request, tenant_segment, v2=True)
-        except Unauthorized as exc:
+        except UnauthorizedError as exc:
             return _unauthorized(exc)
         allowed, retry = self._take(1)
         if not allowed:
             return _json(_throttled(retry))
         base = f"https://{request.host}/adminapi/v2.0/{tenant_segment}"
         result = self.execute(
-            claims, await request.read(), dict(request.query), request.headers.get("Prefer", ""), base, V2_MAILBOX_CMDLETS
+            claims,
+            await request.read(),
+            dict(request.query),
+            request.headers.get("Prefer", ""),
+            base,
+            V2_MAILBOX_CMDLETS,
         )
         return _json(result)
 
@@ -200,13 +211,21 @@ class ExchangeService:
             cmdlet_input = payload["CmdletInput"]
             name = str(cmdlet_input["CmdletName"])
             params = cmdlet_input.get("Parameters") or {}
-            if not isinstance(params, dict):
-                raise TypeError("Parameters")
-        except (ValueError, KeyError, TypeError):
-            return _error_result(400, "BadRequest", "The request body is not valid: {\"CmdletInput\":{\"CmdletName\",\"Parameters\"}} expected.")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            params = None
+        if not isinstance(params, dict):
+            return _error_result(
+                400,
+                "BadRequest",
+                'The request body is not valid: {"CmdletInput":{"CmdletName","Parameters"}} expected.',
+            )
         if only is not None and name.lower() not in only:
             return _error_result(400, "BadRequest", f"The cmdlet '{name}' isn't supported by this endpoint.")
-        if only is not None and name.lower() == "set-mailbox" and set(map(str.lower, params)) - {"identity", "grantsendonbehalfto", "confirm"}:
+        if (
+            only is not None
+            and name.lower() == "set-mailbox"
+            and set(map(str.lower, params)) - {"identity", "grantsendonbehalfto", "confirm"}
+        ):
             return _error_result(400, "BadRequest", "Only GrantSendOnBehalfTo can be set through this endpoint.")
         try:
             self._authorize(claims, name)
@@ -235,17 +254,25 @@ class ExchangeService:
         if end < len(items):
             next_query = {k: v for k, v in query.items() if k != "$skiptoken"}
             next_query["$skiptoken"] = _encode_skiptoken(end, raw_body)
-            body["@odata.nextLink"] = f"{base}/InvokeCommand?{urlencode(next_query)}" if "/v2.0/" not in base else f"{base}/Mailbox?{urlencode(next_query)}"
+            body["@odata.nextLink"] = (
+                f"{base}/InvokeCommand?{urlencode(next_query)}"
+                if "/v2.0/" not in base
+                else f"{base}/Mailbox?{urlencode(next_query)}"
+            )
         return Result(200, body, headers)
 
     # --- security --------------------------------------------------------------------------------
     def _authenticate(self, request: web.Request, tenant_segment: str, v2: bool) -> TokenClaims:
         try:
             claims = self.issuer.validate(bearer(request.headers.get("Authorization")), "exchange")
-        except InvalidToken as exc:
-            raise Unauthorized(_DIAGNOSTICS.get(exc.problem, '2000002;reason="The token is invalid.";error_category="invalid_token"')) from exc
+        except InvalidTokenError as exc:
+            raise UnauthorizedError(
+                _DIAGNOSTICS.get(exc.problem, '2000002;reason="The token is invalid.";error_category="invalid_token"')
+            ) from exc
         if not self.tenant.knows_tenant(tenant_segment):
-            raise Unauthorized('2000004;reason="The tenant in the request URL does not match the token.";error_category="invalid_tenant"')
+            raise UnauthorizedError(
+                '2000004;reason="The tenant in the request URL does not match the token.";error_category="invalid_tenant"'
+            )
         behaviour = self.tenant.behaviour
         if claims.app_only:
             accepted = {"Exchange.ManageAsAppV2"} if v2 else {"Exchange.ManageAsApp"}
@@ -260,7 +287,7 @@ class ExchangeService:
                 accepted.add("Exchange.Manage")
             granted = claims.scopes
         if not granted & accepted:
-            raise Unauthorized(
+            raise UnauthorizedError(
                 f'2000008;reason="The token does not contain the permission {" or ".join(sorted(accepted))}.";'
                 'error_category="insufficient_claims"'
             )
@@ -269,7 +296,11 @@ class ExchangeService:
     def _authorize(self, claims: TokenClaims, cmdlet: str) -> None:
         if claims.app_only:
             app = self.tenant.app(claims.app_id)
-            roles = set(app.entra_roles) | (app.exchange_role_groups if app.exchange_service_principal else set()) if app else set()
+            roles = (
+                set(app.entra_roles) | (app.exchange_role_groups if app.exchange_service_principal else set())
+                if app
+                else set()
+            )
             principal = app.name if app else claims.app_id
         else:
             user = self.tenant.users.get(claims.oid)
@@ -294,7 +325,9 @@ class ExchangeService:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if self.in_flight >= self.tenant.behaviour.exchange_max_concurrent_requests:
-            return web.Response(status=429, text=CONCURRENCY_TEXT, content_type="text/plain", headers={"Retry-After": "1"})
+            return web.Response(
+                status=429, text=CONCURRENCY_TEXT, content_type="text/plain", headers={"Retry-After": "1"}
+            )
         self.in_flight += 1
         try:
             return await handler(request)
@@ -307,13 +340,23 @@ class ExchangeService:
     ) -> web.StreamResponse:
         response = await handler(request)
         behaviour = self.tenant.behaviour
-        response.headers.update(self.bucket.headers(behaviour.exchange_rate_limit, behaviour.exchange_rate_window_seconds))
+        response.headers.update(
+            self.bucket.headers(behaviour.exchange_rate_limit, behaviour.exchange_rate_window_seconds)
+        )
         response.headers["Request-Id"] = str(uuid.uuid4())
         response.headers["X-CalculatedBETarget"] = "EURP195MB1234.EURP195.PROD.OUTLOOK.COM"
         return response
 
     def _fault_response(self, status: int, retry_after: int) -> web.Response:
-        result = _throttled(retry_after) if status == 429 else _error_result(status, "InternalServerError" if status == 500 else "ServiceUnavailable", "The service is temporarily unavailable.")
+        result = (
+            _throttled(retry_after)
+            if status == 429
+            else _error_result(
+                status,
+                "InternalServerError" if status == 500 else "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+            )
+        )
         if status == 503:
             result.headers["Retry-After"] = str(retry_after)
         return _json(result)
@@ -325,7 +368,7 @@ def _json(result: Result) -> web.Response:
     )
 
 
-def _unauthorized(exc: Unauthorized) -> web.Response:
+def _unauthorized(exc: UnauthorizedError) -> web.Response:
     return web.Response(
         status=401,
         headers={

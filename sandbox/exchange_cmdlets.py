@@ -30,7 +30,7 @@ from sandbox.exchange_output import (
 )
 from sandbox.opath import OpathError, evaluate, parse_opath
 from sandbox.rights import Right, Trustee
-from sandbox.state import AmbiguousIdentity, Group, Tenant, User
+from sandbox.state import AmbiguousIdentityError, Group, Tenant, User
 
 MORE_RESULTS_WARNING = (
     "By default, only the first {n} items are returned. Use the ResultSize parameter to specify the number of items "
@@ -89,7 +89,7 @@ class Params:
             if match is None:
                 raise bad_parameter(
                     f"Cannot process argument transformation on parameter '{name}'. Cannot convert value \"{item}\" "
-                    f"to type \"{name}\". Error: \"The possible enumeration values are {', '.join(sorted(valid))}.\""
+                    f'to type "{name}". Error: "The possible enumeration values are {", ".join(sorted(valid))}."'
                 )
             result.append(match)
         return result
@@ -106,7 +106,9 @@ class Params:
         except (TypeError, ValueError):
             size = 0
         if size < 1:
-            raise bad_parameter(f"Cannot bind parameter 'ResultSize'. Cannot convert value \"{value}\" to type \"Unlimited`1\".")
+            raise bad_parameter(
+                f'Cannot bind parameter \'ResultSize\'. Cannot convert value "{value}" to type "Unlimited`1".'
+            )
         return size, True
 
 
@@ -143,7 +145,7 @@ class Cmdlets:
     def mailbox(self, identity: str) -> User:
         try:
             found = self.tenant.recipient(identity)
-        except AmbiguousIdentity as exc:
+        except AmbiguousIdentityError as exc:
             raise ambiguous(identity) from exc
         if not isinstance(found, User) or not found.has_mailbox:
             raise not_found(identity)
@@ -152,7 +154,7 @@ class Cmdlets:
     def trustee(self, identity: str) -> Trustee:
         try:
             found = self.tenant.trustee(identity)
-        except AmbiguousIdentity as exc:
+        except AmbiguousIdentityError as exc:
             raise ambiguous(identity) from exc
         if found is None:
             raise recipient_not_found(identity)
@@ -195,7 +197,9 @@ class Cmdlets:
             try:
                 node = parse_opath(text)
             except OpathError as exc:
-                raise bad_parameter(f"Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": \"{exc}\"") from exc
+                raise bad_parameter(
+                    f'Cannot bind parameter \'Filter\' to the target. Exception setting "Filter": "{exc}"'
+                ) from exc
         key = ("mailbox", f"{kind}|{text}")
 
         def build() -> list[Any]:
@@ -207,7 +211,7 @@ class Cmdlets:
             return users
 
         outcome = self._limit(params, self._cached(key, build))
-        outcome.render = render  # type: ignore[assignment]
+        outcome.render = render
         return outcome
 
     def set_mailbox(self, params: Params) -> Outcome:
@@ -222,7 +226,9 @@ class Cmdlets:
             keys = {str(k).lower(): v for k, v in value.items() if not str(k).startswith("@")}
             unknown = set(keys) - {"add", "remove"}
             if unknown:
-                raise bad_parameter(f"Cannot process argument transformation on parameter 'GrantSendOnBehalfTo'. Unknown key(s): {', '.join(sorted(unknown))}.")
+                raise bad_parameter(
+                    f"Cannot process argument transformation on parameter 'GrantSendOnBehalfTo'. Unknown key(s): {', '.join(sorted(unknown))}."
+                )
             adds = [self._delegate(x) for x in _as_list(keys.get("add"))]
             removes = [self._delegate(x) for x in _as_list(keys.get("remove"))]
             for trustee in removes:
@@ -236,10 +242,12 @@ class Cmdlets:
 
     def _delegate(self, identity: Any) -> Trustee:
         if not isinstance(identity, str) or not identity.strip():
-            raise bad_parameter("Cannot bind argument to parameter 'GrantSendOnBehalfTo' because it is an empty string.")
+            raise bad_parameter(
+                "Cannot bind argument to parameter 'GrantSendOnBehalfTo' because it is an empty string."
+            )
         try:
             found = self.tenant.recipient(identity)
-        except AmbiguousIdentity as exc:
+        except AmbiguousIdentityError as exc:
             raise ambiguous(identity) from exc
         if isinstance(found, User):
             return Trustee("user", found.id)
@@ -259,17 +267,21 @@ class Cmdlets:
             rows: list[tuple[User, Trustee | None]] = []
             if trustee is None or trustee == Trustee("user", user.id):
                 rows.append((user, None))
-            rows.extend((user, g.trustee) for g in self.tenant.rights.held(user.id, "SendAs") if trustee in (None, g.trustee))
+            rows.extend(
+                (user, g.trustee) for g in self.tenant.rights.held(user.id, "SendAs") if trustee in (None, g.trustee)
+            )
             return rows
 
         if identity is not None:
             items: list[Any] = entries(self.mailbox(identity))
         elif trustee is not None:
-            items = self._cached(("sendas-trustee", trustee.kind + trustee.id), lambda: self._by_trustee(trustee, "SendAs"))
+            items = self._cached(
+                ("sendas-trustee", trustee.kind + trustee.id), lambda: self._by_trustee(trustee, "SendAs")
+            )
         else:
             items = self._cached(("sendas", ""), lambda: [e for u in self.tenant.mailboxes() for e in entries(u)])
         outcome = self._limit(params, items)
-        outcome.render = lambda item: recipient_permission_row(self.tenant, item[0], item[1])  # type: ignore[assignment]
+        outcome.render = lambda item: recipient_permission_row(self.tenant, item[0], item[1])
         return outcome
 
     def _by_trustee(self, trustee: Trustee, right: Right) -> list[Any]:
@@ -295,7 +307,9 @@ class Cmdlets:
             return Outcome()
         label = self.tenant.trustee_label(trustee)
         return Outcome(
-            warnings=[f"Can't remove the access control entry on the object \"{mailbox.name}\" for account \"{label}\" because the ACE isn't present."]
+            warnings=[
+                f'Can\'t remove the access control entry on the object "{mailbox.name}" for account "{label}" because the ACE isn\'t present.'
+            ]
         )
 
     # --- FullAccess ------------------------------------------------------------------------------
@@ -303,7 +317,10 @@ class Cmdlets:
         mailbox = self.mailbox(params.text("Identity", required=True) or "")
         user_name = params.text("User")
         rows: list[Any] = [(mailbox, SELF, ["FullAccess", "ReadPermission"], False, False)]
-        rows.extend((mailbox, g.trustee, ["FullAccess"], False, False) for g in self.tenant.rights.held(mailbox.id, "FullAccess"))
+        rows.extend(
+            (mailbox, g.trustee, ["FullAccess"], False, False)
+            for g in self.tenant.rights.held(mailbox.id, "FullAccess")
+        )
         rows.extend((mailbox, *ace) for ace in INHERITED_ACES)
         if user_name is not None:
             trustee = self.trustee(user_name)
@@ -314,13 +331,16 @@ class Cmdlets:
                     f"No permissions were found for the user:{user_name}", target=user_name,
                 )  # fmt: skip
         outcome = self._limit(params, rows)
-        outcome.render = lambda row: mailbox_permission_row(self.tenant, *row)  # type: ignore[assignment]
+        outcome.render = lambda row: mailbox_permission_row(self.tenant, *row)
         return outcome
 
     def add_mailbox_permission(self, params: Params) -> Outcome:
         mailbox = self.mailbox(params.text("Identity", required=True) or "")
         trustee = self.trustee(params.text("User", required=True) or "")
-        rights = params.rights("AccessRights", {"FullAccess", "ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "ReadPermission"})
+        rights = params.rights(
+            "AccessRights",
+            {"FullAccess", "ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "ReadPermission"},
+        )
         if "FullAccess" in rights:
             self.tenant.rights.grant("FullAccess", mailbox.id, trustee, self.tenant.now())
         return Outcome()
@@ -328,12 +348,17 @@ class Cmdlets:
     def remove_mailbox_permission(self, params: Params) -> Outcome:
         mailbox = self.mailbox(params.text("Identity", required=True) or "")
         trustee = self.trustee(params.text("User", required=True) or "")
-        rights = params.rights("AccessRights", {"FullAccess", "ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "ReadPermission"})
+        rights = params.rights(
+            "AccessRights",
+            {"FullAccess", "ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "ReadPermission"},
+        )
         if "FullAccess" in rights and self.tenant.rights.revoke("FullAccess", mailbox.id, trustee, self.tenant.now()):
             return Outcome()
         label = self.tenant.trustee_label(trustee)
         return Outcome(
-            warnings=[f"Can't remove the access control entry on the object \"{mailbox.name}\" for account \"{label}\" because the ACE doesn't exist on the object."]
+            warnings=[
+                f'Can\'t remove the access control entry on the object "{mailbox.name}" for account "{label}" because the ACE doesn\'t exist on the object.'
+            ]
         )
 
     # --- SMTP AUTH switches ----------------------------------------------------------------------
@@ -344,7 +369,7 @@ class Cmdlets:
         else:
             items = self.tenant.mailboxes()
         outcome = self._limit(params, items)
-        outcome.render = lambda user: cas_row(self.tenant, user)  # type: ignore[assignment]
+        outcome.render = lambda user: cas_row(self.tenant, user)
         return outcome
 
     def set_cas_mailbox(self, params: Params) -> Outcome:
@@ -352,7 +377,9 @@ class Cmdlets:
         if params.has("SmtpClientAuthenticationDisabled"):
             value = params.get("SmtpClientAuthenticationDisabled")
             if value is not None and not isinstance(value, bool):
-                raise bad_parameter("Cannot process argument transformation on parameter 'SmtpClientAuthenticationDisabled'.")
+                raise bad_parameter(
+                    "Cannot process argument transformation on parameter 'SmtpClientAuthenticationDisabled'."
+                )
             if value != mailbox.smtp_auth_disabled:
                 mailbox.smtp_auth_disabled = value
                 self.tenant.changes += 1
@@ -366,9 +393,15 @@ class Cmdlets:
     def set_transport_config(self, params: Params) -> Outcome:
         value = params.get("SmtpClientAuthenticationDisabled")
         if not isinstance(value, bool):
-            raise bad_parameter("Cannot process argument transformation on parameter 'SmtpClientAuthenticationDisabled'.")
+            raise bad_parameter(
+                "Cannot process argument transformation on parameter 'SmtpClientAuthenticationDisabled'."
+            )
         if value == self.tenant.smtp_client_authentication_disabled:
-            return Outcome(warnings=["The command completed successfully but no settings of 'Transport Settings' have been modified."])
+            return Outcome(
+                warnings=[
+                    "The command completed successfully but no settings of 'Transport Settings' have been modified."
+                ]
+            )
         self.tenant.smtp_client_authentication_disabled = value
         self.tenant.changes += 1
         return Outcome()

@@ -49,7 +49,9 @@ class ServiceFaults:
         if self.throttle_reply is not None and not (
             len(self.throttle_reply) > 4 and self.throttle_reply[:3] in ("421", "432", "451", "452")
         ):
-            raise ValueError("throttle_reply must be an SMTP 421/432/451/452 reply, e.g. '421 4.7.0 Too many connections'")
+            raise ValueError(
+                "throttle_reply must be an SMTP 421/432/451/452 reply, e.g. '421 4.7.0 Too many connections'"
+            )
         if not 400 <= self.error_status <= 599:
             raise ValueError("error_status must be an HTTP error status (400-599)")
 

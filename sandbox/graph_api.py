@@ -30,9 +30,9 @@ from sandbox.graph_core import (
 )
 from sandbox.graph_mail import list_messages, mailbox_settings, send_mail
 from sandbox.http import fault_middleware
-from sandbox.odata import FilterSyntaxError, Schema, Unsupported, parse_filter
+from sandbox.odata import FilterSyntaxError, Schema, UnsupportedQueryError, parse_filter
 from sandbox.state import Tenant, User
-from sandbox.tokens import InvalidToken, TokenIssuer, bearer
+from sandbox.tokens import InvalidTokenError, TokenIssuer, bearer
 
 BATCH_MAX = 20
 DEFAULT_USER_FIELDS = [
@@ -143,7 +143,7 @@ class GraphService:
     def _authenticate(self, token: str | None) -> Any:
         try:
             return self.issuer.validate(token, "graph")
-        except InvalidToken as exc:
+        except InvalidTokenError as exc:
             message = TOKEN_PROBLEMS.get(exc.problem, "Access token validation failure.")
             raise GraphError(
                 401,
@@ -216,18 +216,18 @@ class GraphService:
     def _list_users(self, call: Call) -> Reply:
         self._check_user_read(call, own=False)
         fields = self._select(call)
-        users = [u for u in self.tenant.users.values()]
+        users = list(self.tenant.users.values())
         if call.query.get("$filter"):
             try:
                 node = parse_filter(call.query["$filter"])
                 USER_SCHEMA.check(node)
             except FilterSyntaxError as exc:
                 raise GraphError(400, "BadRequest", f"Invalid filter clause: {exc}") from exc
-            except Unsupported as exc:
+            except UnsupportedQueryError as exc:
                 raise GraphError(
                     400,
                     "Request_UnsupportedQuery",
-                    f"Unsupported or invalid query filter clause specified for property '{exc.prop}' of resource 'User'.",
+                    f"UnsupportedQueryError or invalid query filter clause specified for property '{exc.prop}' of resource 'User'.",
                 ) from exc
             users = [u for u in users if USER_SCHEMA.matches(node, u)]
         top = self._top(call)
@@ -252,7 +252,9 @@ class GraphService:
         for name in fields:
             if name not in USER_FIELDS:
                 raise GraphError(
-                    400, "Request_BadRequest", f"Could not find a property named '{name}' on type 'Microsoft.DirectoryServices.User'."
+                    400,
+                    "Request_BadRequest",
+                    f"Could not find a property named '{name}' on type 'Microsoft.DirectoryServices.User'.",
                 )
         return fields
 
@@ -276,7 +278,9 @@ class GraphService:
         if not isinstance(requests, list) or not requests or not all(isinstance(r, dict) for r in requests):
             raise GraphError(400, "BadRequest", "Invalid batch payload format.")
         if len(requests) > BATCH_MAX:
-            raise GraphError(400, "BadRequest", f"The number of batch requests exceeds the maximum limit of {BATCH_MAX}.")
+            raise GraphError(
+                400, "BadRequest", f"The number of batch requests exceeds the maximum limit of {BATCH_MAX}."
+            )
         ids = [str(r.get("id", "")) for r in requests]
         if any(not i for i in ids) or len(set(ids)) != len(ids):
             raise GraphError(400, "BadRequest", "Batch request ids must be unique and not empty.")
@@ -285,7 +289,9 @@ class GraphService:
         for item, item_id in zip(requests, ids, strict=True):
             depends = item.get("dependsOn") or []
             if not isinstance(depends, list) or any(str(d) not in statuses for d in depends):
-                raise GraphError(400, "BadRequest", f"Request '{item_id}' depends on a request that does not precede it.")
+                raise GraphError(
+                    400, "BadRequest", f"Request '{item_id}' depends on a request that does not precede it."
+                )
             if any(statuses[str(d)] >= 400 for d in depends):
                 reply = error_reply(GraphError(424, "FailedDependency", "Dependency failed."), call, self.tenant.now())
             else:
@@ -303,7 +309,9 @@ class GraphService:
         method = str(item.get("method", "GET")).upper()
         parts = urlsplit(url)
         if parts.scheme or not parts.path:
-            return error_reply(GraphError(400, "BadRequest", "Invalid request URL in batch item."), outer, self.tenant.now())
+            return error_reply(
+                GraphError(400, "BadRequest", "Invalid request URL in batch item."), outer, self.tenant.now()
+            )
         path = [p for p in parts.path.split("/") if p]
         if path[:1] == ["v1.0"]:
             path = path[1:]
@@ -323,7 +331,9 @@ class GraphService:
             retry = str(faults.retry_after_s)
             return Reply(
                 429,
-                error_body("ApplicationThrottled", "Application is over its MailboxConcurrency limit.", sub, self.tenant.now()),
+                error_body(
+                    "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", sub, self.tenant.now()
+                ),
                 {"Retry-After": retry},
             )
         return self.dispatch(sub, token)
@@ -378,7 +388,11 @@ def _decode_skiptoken(token: str | None) -> int:
         raw = base64.urlsafe_b64decode(token.removeprefix("RFNwdAIA") + "==").decode()
         return max(0, int(raw.removeprefix("offset:")))
     except ValueError as exc:
-        raise GraphError(400, "Directory_ExpiredPageToken", "The specified page token value has expired and can no longer be included in your request.") from exc
+        raise GraphError(
+            400,
+            "Directory_ExpiredPageToken",
+            "The specified page token value has expired and can no longer be included in your request.",
+        ) from exc
 
 
 def _mailbox_key(request: web.Request) -> tuple[str, str] | None:

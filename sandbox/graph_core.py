@@ -12,8 +12,12 @@ from typing import Any
 from sandbox.state import App, Tenant, User
 from sandbox.tokens import TokenClaims
 
-USER_READ_APP = frozenset({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All", "User.ReadBasic.All"})
-USER_READ_DELEGATED = frozenset({"User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.AccessAsUser.All"})
+USER_READ_APP = frozenset(
+    {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All", "User.ReadBasic.All"}
+)
+USER_READ_DELEGATED = frozenset(
+    {"User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.AccessAsUser.All"}
+)
 MAIL_READ_APP = frozenset({"Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
 MAIL_READ_DELEGATED = frozenset({"Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"})
 MAIL_READ_SHARED = frozenset({"Mail.Read.Shared", "Mail.ReadWrite.Shared"})
@@ -92,9 +96,7 @@ def invalid_user(identifier: str) -> GraphError:
 def signed_in_user(tenant: Tenant, claims: TokenClaims) -> User:
     user = tenant.users.get(claims.oid) if claims.oid else None
     if user is None or claims.app_only:
-        raise GraphError(
-            400, "BadRequest", "/me request is only valid with delegated authentication flow."
-        )
+        raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
     return user
 
 

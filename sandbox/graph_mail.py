@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from sandbox.graph_core import (
     MAIL_READ_APP,
@@ -21,18 +21,38 @@ from sandbox.graph_core import (
     require,
     signed_in_user,
 )
-from sandbox.odata import FilterSyntaxError, Schema, Unsupported, parse_filter
+from sandbox.odata import FilterSyntaxError, Schema, UnsupportedQueryError, parse_filter
 from sandbox.state import Message, Tenant, User
 
 SEND_AS_DENIED = (
     "The user account which was used to submit this request does not have the right to send mail on behalf of the "
     "specified sending account. Cannot submit message."
 )
-MESSAGE_FIELDS = (
-    "id createdDateTime lastModifiedDateTime receivedDateTime sentDateTime hasAttachments internetMessageId subject "
-    "bodyPreview importance parentFolderId conversationId isRead isDraft webLink body sender from toRecipients "
-    "ccRecipients bccRecipients replyTo internetMessageHeaders"
-).split()
+MESSAGE_FIELDS = [
+    "id",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "receivedDateTime",
+    "sentDateTime",
+    "hasAttachments",
+    "internetMessageId",
+    "subject",
+    "bodyPreview",
+    "importance",
+    "parentFolderId",
+    "conversationId",
+    "isRead",
+    "isDraft",
+    "webLink",
+    "body",
+    "sender",
+    "from",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "replyTo",
+    "internetMessageHeaders",
+]
 BASIC_HIDDEN = {"body", "bodyPreview", "internetMessageHeaders"}
 FOLDERS = {"inbox": "inbox", "sentitems": "sentitems"}
 
@@ -97,11 +117,14 @@ def send_mail(tenant: Tenant, call: Call, segment: str) -> Reply:
             "BadRequest",
             "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
         ) from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("message"), dict):
+    # Action parameters are matched case-insensitively (the SDKs send "Message" and "SaveToSentItems").
+    payload = {str(k).lower(): v for k, v in payload.items()} if isinstance(payload, dict) else {}
+    if not isinstance(payload.get("message"), dict):
         raise GraphError(400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty.")
     message = payload["message"]
     recipients = {
-        kind: [_address(e) for e in message.get(kind) or []] for kind in ("toRecipients", "ccRecipients", "bccRecipients")
+        kind: [_address(e) for e in message.get(kind) or []]
+        for kind in ("toRecipients", "ccRecipients", "bccRecipients")
     }
     if not any(recipients.values()):
         raise GraphError(
@@ -109,12 +132,14 @@ def send_mail(tenant: Tenant, call: Call, segment: str) -> Reply:
             "ErrorInvalidRecipients",
             "At least one recipient isn't valid., A message can't be sent because it contains no recipients.",
         )
-    from_address, from_name = _address(message["from"]) if message.get("from") else (mailbox.mail or mailbox.upn, mailbox.display_name)
+    from_address, from_name = (
+        _address(message["from"]) if message.get("from") else (mailbox.mail or mailbox.upn, mailbox.display_name)
+    )
     sender = _sender_for(tenant, caller, from_address)
     if sender is None:
         raise GraphError(403, "ErrorSendAsDenied", SEND_AS_DENIED)
     body = message.get("body") if isinstance(message.get("body"), dict) else {}
-    content_type = "html" if str(body.get("contentType", "text")).lower() == "html" else "text"
+    content_type: Literal["text", "html"] = "html" if str(body.get("contentType", "text")).lower() == "html" else "text"
     headers = {
         str(h.get("name")): str(h.get("value"))
         for h in message.get("internetMessageHeaders") or []
@@ -137,7 +162,7 @@ def send_mail(tenant: Tenant, call: Call, segment: str) -> Reply:
         via="graph",
     )
     deliver(tenant, record, [a for entries in recipients.values() for a, _ in entries])
-    if payload.get("saveToSentItems", True) is not False:
+    if payload.get("savetosentitems", True) is not False:
         tenant.deliver(caller, _copy(record, folder="sentitems"))
     return Reply(202)
 
@@ -194,12 +219,19 @@ def list_messages(tenant: Tenant, call: Call, segment: str, folder: str | None) 
             MESSAGE_SCHEMA.check(node)
         except FilterSyntaxError as exc:
             raise GraphError(400, "BadRequest", f"Invalid filter clause: {exc}") from exc
-        except Unsupported as exc:
-            raise GraphError(400, "ErrorInvalidProperty", f"The property '{exc.prop}' does not support filtering.") from exc
+        except UnsupportedQueryError as exc:
+            raise GraphError(
+                400, "ErrorInvalidProperty", f"The property '{exc.prop}' does not support filtering."
+            ) from exc
         items = [m for m in items if MESSAGE_SCHEMA.matches(node, m)]
     order = call.query.get("$orderby", "receivedDateTime desc").strip()
     parts = order.split()
-    if not parts or parts[0] != "receivedDateTime" or len(parts) > 2 or (len(parts) == 2 and parts[1] not in ("asc", "desc")):
+    if (
+        not parts
+        or parts[0] != "receivedDateTime"
+        or len(parts) > 2
+        or (len(parts) == 2 and parts[1] not in ("asc", "desc"))
+    ):
         raise GraphError(400, "BadRequest", f"The $orderby expression '{order}' is not supported.")
     items.sort(key=lambda m: m.received, reverse=len(parts) == 1 or parts[1] == "desc")
     top = _int_query(call, "$top", 10, 1000)
@@ -228,7 +260,11 @@ def _int_query(call: Call, name: str, default: int, maximum: int, minimum: int =
     except ValueError:
         value = -1
     if not minimum <= value <= maximum:
-        raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for query option {name}: must be between {minimum} and {maximum}.")
+        raise GraphError(
+            400,
+            "BadRequest",
+            f"Invalid value '{raw}' for query option {name}: must be between {minimum} and {maximum}.",
+        )
     return value
 
 
@@ -239,7 +275,11 @@ def _select(call: Call, known: list[str] | tuple[str, ...]) -> list[str] | None:
     fields = [f.strip() for f in raw.split(",") if f.strip()]
     for name in fields:
         if name not in known:
-            raise GraphError(400, "RequestBroker--ParseUri", f"Could not find a property named '{name}' on type 'microsoft.graph.message'.")
+            raise GraphError(
+                400,
+                "RequestBroker--ParseUri",
+                f"Could not find a property named '{name}' on type 'microsoft.graph.message'.",
+            )
     return fields
 
 
@@ -294,8 +334,18 @@ def mailbox_settings(tenant: Tenant, call: Call, segment: str) -> Reply:
             "dateFormat": "M/d/yyyy",
             "timeFormat": "h:mm tt",
             "userPurpose": "shared" if mailbox.mailbox == "shared" else "user",
-            "automaticRepliesSetting": {"status": "disabled", "externalAudience": "all", "internalReplyMessage": "", "externalReplyMessage": ""},
+            "automaticRepliesSetting": {
+                "status": "disabled",
+                "externalAudience": "all",
+                "internalReplyMessage": "",
+                "externalReplyMessage": "",
+            },
             "language": {"locale": "en-US", "displayName": "English (United States)"},
-            "workingHours": {"daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"], "startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000", "timeZone": {"name": "UTC"}},
+            "workingHours": {
+                "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                "startTime": "08:00:00.0000000",
+                "endTime": "17:00:00.0000000",
+                "timeZone": {"name": "UTC"},
+            },
         },
     )

@@ -57,6 +57,13 @@ class RunningSite:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
+        """Stop at once: close idle keep-alive connections too, without waiting for TLS close_notify
+        from clients that will never send it (otherwise their sockets outlive the event loop)."""
+        server = self.runner.server
+        for handler in list(server.connections) if server is not None else []:
+            transport = handler.transport
+            if transport is not None:
+                transport.abort()
         await self.runner.cleanup()
 
 

@@ -107,7 +107,11 @@ class SignInService:
                 "jwks_uri": f"{base}/discovery/v2.0/keys",
                 "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
                 "userinfo_endpoint": f"https://{request.host}/oidc/userinfo",
-                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
                 "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
                 "scopes_supported": ["openid", "profile", "email", "offline_access"],
                 "subject_types_supported": ["pairwise"],
@@ -126,22 +130,24 @@ class SignInService:
         form = {k: str(v) for k, v in (await request.post()).items()}
         try:
             self._check_tenant(request.match_info["tenant"])
-            grant_type = form.get("grant_type", "")
-            if grant_type == "client_credentials":
-                body = self._client_credentials(request, form)
-            elif grant_type == DEVICE_CODE_GRANT:
-                body = self._device_code_grant(form)
-            elif grant_type == "refresh_token":
-                body = self._refresh(form)
-            elif not grant_type:
-                raise _missing("grant_type")
-            else:
-                raise EntraError(
-                    400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type 'grant_type'."
-                )
+            body = self._grant(request, form)
         except EntraError as exc:
             return self._error(exc)
         return web.json_response(body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+
+    def _grant(self, request: web.Request, form: dict[str, str]) -> dict[str, Any]:
+        grant_type = form.get("grant_type", "")
+        if grant_type == "client_credentials":
+            return self._client_credentials(request, form)
+        if grant_type == DEVICE_CODE_GRANT:
+            return self._device_code_grant(form)
+        if grant_type == "refresh_token":
+            return self._refresh(form)
+        if not grant_type:
+            raise _missing("grant_type")
+        raise EntraError(
+            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant_type}'."
+        )
 
     def _client_credentials(self, request: web.Request, form: dict[str, str]) -> dict[str, Any]:
         app = self._app(form)
@@ -233,7 +239,10 @@ class SignInService:
             raise EntraError(401, "invalid_client", 700027, "Client assertion failed signature validation.") from exc
         if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
             raise EntraError(
-                401, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' parameter."
+                401,
+                "invalid_client",
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
             )
         tenant_segment = request.match_info["tenant"]
         valid_audiences = {
@@ -241,7 +250,9 @@ class SignInService:
         }
         valid_audiences.add(f"https://{request.host}/{self.tenant.id}/v2.0")
         if claims.get("aud") not in valid_audiences:
-            raise EntraError(401, "invalid_client", 50012, "Client assertion audience claim does not match Realm issuer.")
+            raise EntraError(
+                401, "invalid_client", 50012, "Client assertion audience claim does not match Realm issuer."
+            )
         now = time.time()  # the client's wall clock made the assertion, not the sandbox clock
         if float(claims.get("exp", 0)) < now - 300 or float(claims.get("nbf", 0)) > now + 300:
             raise EntraError(401, "invalid_client", 700024, "Client assertion is not within its valid time range.")
@@ -251,14 +262,7 @@ class SignInService:
         form = {k: str(v) for k, v in (await request.post()).items()}
         try:
             self._check_tenant(request.match_info["tenant"])
-            app = self._app(form)
-            if not app.public_client:
-                raise EntraError(
-                    400,
-                    "invalid_client",
-                    7000218,
-                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                )
+            app = self._public_app(form)
             resource, scopes = self._delegated_scopes(form.get("scope", ""))
         except EntraError as exc:
             return self._error(exc)
@@ -303,10 +307,15 @@ class SignInService:
         if flow is None or flow.client_id != app.client_id:
             raise EntraError(400, "invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
         if self.tenant.now() >= flow.expires_at:
-            raise EntraError(400, "expired_token", 70020, "The provided value for the input parameter 'device_code' is expired.")
+            raise EntraError(
+                400, "expired_token", 70020, "The provided value for the input parameter 'device_code' is expired."
+            )
         if flow.approved_upn is None:
             raise EntraError(
-                400, "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling."
+                400,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
             )
         del self.device_flows[flow.user_code]
         user = self.tenant.user(flow.approved_upn)
@@ -355,7 +364,9 @@ class SignInService:
             "ext_expires_in": lifetime,
             "access_token": access,
             "refresh_token": refresh,
-            "id_token": self.issuer.id_token(client_id=app.client_id, user_id=user.id, upn=user.upn, name=user.display_name),
+            "id_token": self.issuer.id_token(
+                client_id=app.client_id, user_id=user.id, upn=user.upn, name=user.display_name
+            ),
             "client_info": client_info.rstrip("="),
         }
 
@@ -413,6 +424,17 @@ class SignInService:
             )
         return app
 
+    def _public_app(self, form: dict[str, str]) -> App:
+        app = self._app(form)
+        if not app.public_client:
+            raise EntraError(
+                400,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )
+        return app
+
     def _check_tenant(self, value: str) -> None:
         if not self.tenant.knows_tenant(value):
             raise EntraError(
@@ -427,9 +449,7 @@ class SignInService:
     def _error(self, exc: EntraError, headers: dict[str, str] | None = None) -> web.Response:
         trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
         stamp = self.tenant.now().strftime("%Y-%m-%d %H:%M:%SZ")
-        description = (
-            f"AADSTS{exc.code}: {exc.description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {stamp}"
-        )
+        description = f"AADSTS{exc.code}: {exc.description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {stamp}"
         body = {
             "error": exc.error,
             "error_description": description,
@@ -448,7 +468,9 @@ class SignInService:
 
 
 def _missing(name: str) -> EntraError:
-    return EntraError(400, "invalid_request", 900144, f"The request body must contain the following parameter: '{name}'.")
+    return EntraError(
+        400, "invalid_request", 900144, f"The request body must contain the following parameter: '{name}'."
+    )
 
 
 def _b64_hex(value: object) -> str:

@@ -10,7 +10,7 @@ from typing import Any, cast
 import yaml
 
 from sandbox.clock import Clock, SystemClock
-from sandbox.rights import RIGHTS, Right, Trustee
+from sandbox.rights import RIGHTS, Trustee
 from sandbox.settings import Behaviour
 from sandbox.state import AccessPolicy, App, Group, Tenant, User
 from sandbox.tls import app_certificate_from_pem, generated_app_certificate
@@ -184,7 +184,7 @@ def _add_right(tenant: Tenant, entry: Mapping[str, Any]) -> None:
         trustee = tenant.trustee(name)
     if trustee is None:
         raise TenantFileError(f"right {right} on {entry['mailbox']}: unknown trustee {name!r}")
-    tenant.rights.grant(cast("Right", right), mailbox.id, trustee, None)
+    tenant.rights.grant(right, mailbox.id, trustee, None)
 
 
 def _mapping(value: object, where: str) -> Mapping[str, Any]:

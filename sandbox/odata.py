@@ -3,7 +3,7 @@
 Supported: comparisons ``prop op literal`` (op: eq ne gt ge lt le), ``startswith(prop,'x')``,
 ``endswith``, lambda ``coll/any(p:p eq 'x')``, ``and`` / ``or`` / ``not`` and parentheses; string
 literals in single quotes with ``''`` for a quote, ``true``/``false``/``null``, numbers. Which property
-supports which operator is the caller's schema: anything else is :class:`Unsupported`
+supports which operator is the caller's schema: anything else is :class:`UnsupportedQueryError`
 (``Request_UnsupportedQuery``); text that does not parse is :class:`FilterSyntaxError` (``BadRequest``).
 """
 
@@ -22,7 +22,7 @@ class FilterSyntaxError(ValueError):
     pass
 
 
-class Unsupported(ValueError):
+class UnsupportedQueryError(ValueError):
     def __init__(self, prop: str, message: str | None = None) -> None:
         super().__init__(message or prop)
         self.prop = prop
@@ -174,7 +174,7 @@ class _Parser:
         if prop.lower().endswith("/any") or prop.lower().endswith("/all"):
             collection, _, kind = prop.rpartition("/")
             if kind.lower() == "all":
-                raise Unsupported(collection)
+                raise UnsupportedQueryError(collection)
             self.expect("punct", "(")
             var = str(self.expect("name").value)
             self.expect("punct", ":")
@@ -228,11 +228,13 @@ class Schema:
             self.check(node.left, var, collection)
             self.check(node.right, var, collection)
         elif isinstance(node, Not):
-            raise Unsupported("not", "Unsupported query: 'not' requires advanced query capabilities.")
+            raise UnsupportedQueryError(
+                "not", "UnsupportedQueryError query: 'not' requires advanced query capabilities."
+            )
         elif isinstance(node, AnyOf):
             allowed = self.collections.get(node.prop)
             if allowed is None:
-                raise Unsupported(node.prop)
+                raise UnsupportedQueryError(node.prop)
             self.check(node.condition, node.var, node.prop)
         else:
             op = node.op if isinstance(node, Compare) else node.name
@@ -241,9 +243,9 @@ class Schema:
             elif node.prop in self.operators:
                 allowed = self.operators[node.prop]
             else:
-                raise Unsupported(node.prop)
+                raise UnsupportedQueryError(node.prop)
             if op not in allowed:
-                raise Unsupported(node.prop)
+                raise UnsupportedQueryError(node.prop)
 
     def matches(self, node: Node, record: Any, scope: Mapping[str, Any] | None = None) -> bool:
         if isinstance(node, BoolOp):
@@ -278,8 +280,6 @@ def _compare(left: Any, op: str, right: Any) -> bool:
     if left is None or right is None:
         return False
     try:
-        return bool(
-            {"gt": left > right, "ge": left >= right, "lt": left < right, "le": left <= right}[op]
-        )
+        return bool({"gt": left > right, "ge": left >= right, "lt": left < right, "le": left <= right}[op])
     except TypeError:
         return False

@@ -73,9 +73,7 @@ class RightsStore:
 
     def held_by(self, trustee: Trustee, right: Right | None = None) -> list[Grant]:
         return [
-            g
-            for g in self._by_trustee.get(trustee, ())
-            if g.removed_at is None and (right is None or g.right == right)
+            g for g in self._by_trustee.get(trustee, ()) if g.removed_at is None and (right is None or g.right == right)
         ]
 
     def holds(self, right: Right, mailbox_id: str, trustee: Trustee) -> bool:

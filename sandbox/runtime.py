@@ -1,7 +1,7 @@
 """The running sandbox: every service on 127.0.0.1 ephemeral ports, sharing one tenant.
 
-    async with Sandbox.running(workdir=tmp_path, clock=ManualClock()) as sandbox:
-        sandbox.urls.graph, sandbox.ca_path, sandbox.settings_env(), sandbox.tenant …
+async with Sandbox.running(workdir=tmp_path, clock=ManualClock()) as sandbox:
+    sandbox.urls.graph, sandbox.ca_path, sandbox.settings_env(), sandbox.tenant …
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from sandbox.admin import build_admin_app
-from sandbox.clock import Clock, SystemClock
+from sandbox.clock import Clock, ManualClock, SystemClock
 from sandbox.exchange_api import ExchangeService
 from sandbox.faults import FaultBook
 from sandbox.graph_api import GraphService
@@ -28,7 +28,7 @@ from sandbox.slack import SlackWorkspace, build_slack_app, load_workspace
 from sandbox.smtp_server import SmtpService
 from sandbox.state import App, Tenant
 from sandbox.tls import SandboxTLS
-from sandbox.tokens import TokenIssuer
+from sandbox.tokens import Resource, TokenIssuer
 
 EXAMPLE_DIRECTORY = EXAMPLE_TENANT.parent / "directory.yaml"
 PRODUCT_APP = "emaildoctor"
@@ -165,6 +165,39 @@ class Sandbox:
         if found is None:
             found = next(iter(self.tenant.apps.values()))
         return found
+
+    def advance(self, seconds: float) -> None:
+        """Move a :class:`ManualClock` forward (e.g. past the propagation delay)."""
+        if not isinstance(self.clock, ManualClock):
+            raise TypeError("the sandbox runs on the system clock; start it with clock=ManualClock()")
+        self.clock.advance(seconds)
+
+    def app_token(self, resource: Resource, app: App | None = None) -> str:
+        """An app-only access token as the sign-in service would issue it (roles = the app's consented permissions)."""
+        app = app or self.app
+        return self.issuer.app_token(
+            resource=resource,
+            app_id=app.client_id,
+            sp_object_id=app.service_principal_id,
+            roles=sorted(app.graph_roles if resource == "graph" else app.exchange_roles),
+            lifetime_s=self.tenant.behaviour.token_lifetime_seconds,
+        )
+
+    def user_token(self, resource: Resource, upn: str, scopes: list[str], app: App | None = None) -> str:
+        """A delegated access token for ``upn`` with ``scopes`` (e.g. ``["SMTP.Send"]``)."""
+        app = app or self.app
+        user = self.tenant.user(upn)
+        if user is None:
+            raise LookupError(f"no user {upn!r}")
+        return self.issuer.user_token(
+            resource=resource,
+            app_id=app.client_id,
+            user_id=user.id,
+            upn=user.upn,
+            name=user.display_name,
+            scopes=scopes,
+            lifetime_s=self.tenant.behaviour.token_lifetime_seconds,
+        )
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the sandbox CA (for httpx, aiohttp, aiosmtplib)."""

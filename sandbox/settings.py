@@ -100,7 +100,7 @@ class Behaviour:
             "smtp_accept_plain",
         ):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false")
+                raise TypeError(f"{name} must be true or false")
 
     def changed(self, **changes: Any) -> Behaviour:
         """A copy with some fields changed; unknown fields or bad values raise ValueError."""

@@ -17,18 +17,25 @@ from email.utils import getaddresses
 from sandbox.graph_mail import deliver as deliver_message
 from sandbox.rights import Trustee
 from sandbox.state import Message, Tenant, User
-from sandbox.tokens import InvalidToken, TokenIssuer
+from sandbox.tokens import InvalidTokenError, TokenIssuer
 
 FRONTEND = "BN8PR12CA0001.outlook.office365.com"
 BACKEND_HOST = "BN8PR12MB3210.namprd12.prod.outlook.com"
 QUIT = "221 2.0.0 Service closing transmission channel"
 AUTH_OK = "235 2.7.0 Authentication successful"
-AUTH_FAILED = f"535 5.7.3 Authentication unsuccessful [{FRONTEND.replace('outlook.office365.com', 'namprd12.prod.outlook.com')}]"
+AUTH_FAILED = (
+    f"535 5.7.3 Authentication unsuccessful [{FRONTEND.replace('outlook.office365.com', 'namprd12.prod.outlook.com')}]"
+)
 BASIC_RETIRED = "550 5.7.30 Basic authentication is not supported for Client Submission."
 _139 = "535 5.7.139 Authentication unsuccessful, "
-SMTP_AUTH_DISABLED = _139 + "SmtpClientAuthentication is disabled for the {scope}. Visit https://aka.ms/smtp_auth_disabled for more information."
+SMTP_AUTH_DISABLED = (
+    _139
+    + "SmtpClientAuthentication is disabled for the {scope}. Visit https://aka.ms/smtp_auth_disabled for more information."
+)
 SECURITY_DEFAULTS = _139 + "user is locked by your organization's security defaults policy. Contact your administrator."
-CONDITIONAL_ACCESS = _139 + "the request did not meet the criteria to be authenticated successfully. Contact your administrator."
+CONDITIONAL_ACCESS = (
+    _139 + "the request did not meet the criteria to be authenticated successfully. Contact your administrator."
+)
 BASIC_DISABLED = _139 + "basic authentication is disabled."
 SEND_AS_ENVELOPE = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
 QUOTA = (
@@ -78,16 +85,14 @@ def auth_basic(tenant: Tenant, login: str, password: str) -> AuthOutcome:
 
 def auth_xoauth2(tenant: Tenant, issuer: TokenIssuer, blob: bytes) -> AuthOutcome:
     """``base64("user=" + user + "\\x01auth=Bearer " + token + "\\x01\\x01")`` (already decoded)."""
-    fields = dict(
-        part.split("=", 1) for part in blob.decode(errors="replace").split("\x01") if "=" in part
-    )
+    fields = dict(part.split("=", 1) for part in blob.decode(errors="replace").split("\x01") if "=" in part)
     login = fields.get("user", "")
     auth = fields.get("auth", "")
     if not login or not auth.lower().startswith("bearer "):
         return AUTH_FAILED, None, login
     try:
         claims = issuer.validate(auth[7:].strip(), "exchange")
-    except InvalidToken:
+    except InvalidTokenError:
         return AUTH_FAILED, None, login
     mailbox = tenant.user_by_address(login)
     if mailbox is None or not mailbox.has_mailbox:
@@ -127,7 +132,9 @@ def may_send_as(submission: Submission, from_address: str, sender_address: str |
 
 
 def check_mail_from(submission: Submission, address: str) -> str | None:
-    if submission.tenant.behaviour.smtp_send_as_check in ("mail", "both") and not may_send_as(submission, address, None):
+    if submission.tenant.behaviour.smtp_send_as_check in ("mail", "both") and not may_send_as(
+        submission, address, None
+    ):
         return SEND_AS_ENVELOPE
     return None
 
@@ -176,7 +183,9 @@ def deliver(submission: Submission, mail_from: str, recipients: list[str], conte
         internet_message_id=message_id,
         subject=str(parsed.get("Subject") or ""),
         body=str(body),
-        body_content_type="html" if isinstance(body_part, EmailMessage) and body_part.get_content_subtype() == "html" else "text",
+        body_content_type="html"
+        if isinstance(body_part, EmailMessage) and body_part.get_content_subtype() == "html"
+        else "text",
         from_address=from_address,
         from_name=from_user.display_name if from_user else from_address,
         sender_address=sender_address,

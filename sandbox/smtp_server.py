@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from asyncio import sslproto
 from base64 import b64decode
 from dataclasses import dataclass, field
 from datetime import date
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, AnyStr
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, sslproto
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 
 from sandbox.faults import FaultBook
 from sandbox.smtp_policy import (
@@ -119,10 +120,14 @@ class _Hooks:
     def __init__(self, protocol: ExchangeSMTP) -> None:
         self.protocol = protocol
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         return self.protocol.on_mail(envelope, address, options)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         return self.protocol.on_rcpt(envelope, address, options)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -178,11 +183,11 @@ class ExchangeSMTP(SMTP):
             self.service.active[self.counted] -= 1
             self.counted = None
 
-    async def push(self, status: str | bytes) -> None:
-        if isinstance(status, str):
-            status = REWRITES.get(status, status)
-            if status.startswith("500 Error: command"):
-                status = "500 5.3.3 Unrecognized command"
+    async def push(self, status: AnyStr) -> None:
+        text = status if isinstance(status, str) else status.decode("utf-8", "replace")
+        text = REWRITES.get(text, text)
+        if text.startswith("500 Error: command"):
+            text = "500 5.3.3 Unrecognized command"
         faults = self.service.faults
         delay = faults.latency_s("smtp")
         settings = faults.get("smtp")
@@ -190,7 +195,7 @@ class ExchangeSMTP(SMTP):
             delay += settings.slow_stage_ms / 1000.0
         if delay:
             await asyncio.sleep(delay)
-        await super().push(status)
+        await super().push(text)
 
     async def check_helo_needed(self, helo: str = "HELO") -> bool:
         assert self.session is not None
@@ -205,7 +210,7 @@ class ExchangeSMTP(SMTP):
         if not hostname:
             await self.push("501 5.5.4 Invalid domain name")
             return
-        self._set_rset_state()
+        self._set_rset_state()  # type: ignore[no-untyped-call]
         assert self.session is not None
         self.session.extended_smtp = False
         self.session.host_name = hostname
@@ -216,7 +221,7 @@ class ExchangeSMTP(SMTP):
         if not hostname:
             await self.push("501 5.5.4 Invalid domain name")
             return
-        self._set_rset_state()
+        self._set_rset_state()  # type: ignore[no-untyped-call]
         assert self.session is not None
         self.session.extended_smtp = True
         self.session.host_name = hostname
@@ -289,7 +294,7 @@ class ExchangeSMTP(SMTP):
                 await self.push("501 5.5.2 Cannot Base64-decode Client responses")
                 return None
         answer = await self.challenge_auth(challenge, encode_to_b64=bool(challenge))
-        return None if answer is MISSING else answer  # type: ignore[return-value]
+        return None if answer is MISSING else answer
 
     async def _auth_login(self, initial: str) -> str | None:
         login = await self._read_b64(initial, "Username:")
@@ -298,7 +303,9 @@ class ExchangeSMTP(SMTP):
         password = await self._read_b64("", "Password:")
         if password is None:
             return None
-        return self._finish(*auth_basic(self.service.tenant, login.decode(errors="replace"), password.decode(errors="replace")))
+        return self._finish(
+            *auth_basic(self.service.tenant, login.decode(errors="replace"), password.decode(errors="replace"))
+        )
 
     async def _auth_plain(self, initial: str) -> str | None:
         blob = await self._read_b64(initial, "")
@@ -307,7 +314,9 @@ class ExchangeSMTP(SMTP):
         parts = blob.split(b"\x00")
         if len(parts) != 3:
             return "501 5.5.2 Cannot Base64-decode Client responses"
-        return self._finish(*auth_basic(self.service.tenant, parts[1].decode(errors="replace"), parts[2].decode(errors="replace")))
+        return self._finish(
+            *auth_basic(self.service.tenant, parts[1].decode(errors="replace"), parts[2].decode(errors="replace"))
+        )
 
     async def _auth_xoauth2(self, initial: str) -> str | None:
         blob = await self._read_b64(initial, "")
@@ -372,7 +381,9 @@ class ExchangeSMTP(SMTP):
     def on_data(self, envelope: Envelope) -> str:
         submission = self._submission()
         content = envelope.original_content or b""
-        refusal = check_data(submission, envelope.mail_from or "", list(envelope.rcpt_tos), content, self.service.recipients_today)
+        refusal = check_data(
+            submission, envelope.mail_from or "", list(envelope.rcpt_tos), content, self.service.recipients_today
+        )
         if refusal:
             return refusal
         message_id = deliver(submission, envelope.mail_from or "", list(envelope.rcpt_tos), content)
@@ -381,5 +392,3 @@ class ExchangeSMTP(SMTP):
     def _peer_ip(self) -> str:
         peer: Any = self.session.peer if self.session else None
         return str(peer[0]) if isinstance(peer, tuple) and peer else "127.0.0.1"
-
-

@@ -127,7 +127,7 @@ class Message:
     via: Literal["smtp", "graph"] = "graph"
 
 
-class AmbiguousIdentity(LookupError):
+class AmbiguousIdentityError(LookupError):
     """More than one recipient matches an Exchange identity."""
 
 
@@ -218,10 +218,9 @@ class Tenant:
             return self.users[user_id]
         matches = list(dict.fromkeys(self._names.get(key, [])))
         if len(matches) > 1:
-            raise AmbiguousIdentity(identity)
+            raise AmbiguousIdentityError(identity)
         if not matches:
-            group = next((g for g in self.groups.values() if g.mail and g.mail.lower() == key), None)
-            return group
+            return next((g for g in self.groups.values() if g.mail and g.mail.lower() == key), None)
         return self.users.get(matches[0]) or self.groups.get(matches[0])
 
     def app(self, client_id: str) -> App | None:

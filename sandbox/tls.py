@@ -43,8 +43,7 @@ class SandboxTLS:
 
     def client_context(self) -> ssl.SSLContext:
         """A client context that trusts this sandbox's CA only."""
-        context = ssl.create_default_context(cafile=str(self.ca_path))
-        return context
+        return ssl.create_default_context(cafile=str(self.ca_path))
 
 
 @functools.cache

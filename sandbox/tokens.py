@@ -56,7 +56,7 @@ class TokenClaims:
         return str(self.raw.get("oid", ""))
 
 
-class InvalidToken(Exception):
+class InvalidTokenError(Exception):
     def __init__(self, problem: TokenProblem) -> None:
         super().__init__(problem)
         self.problem: TokenProblem = problem
@@ -74,7 +74,11 @@ class TokenIssuer:
     @property
     def kid(self) -> str:
         numbers = self.key.public_key().public_numbers()
-        return base64.urlsafe_b64encode(hashlib.sha1(str(numbers.n).encode(), usedforsecurity=False).digest()).decode().rstrip("=")
+        return (
+            base64.urlsafe_b64encode(hashlib.sha1(str(numbers.n).encode(), usedforsecurity=False).digest())
+            .decode()
+            .rstrip("=")
+        )
 
     def jwks(self) -> dict[str, Any]:
         jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
@@ -95,7 +99,9 @@ class TokenIssuer:
         payload.update(claims)
         return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid})
 
-    def app_token(self, *, resource: Resource, app_id: str, sp_object_id: str, roles: list[str], lifetime_s: int) -> str:
+    def app_token(
+        self, *, resource: Resource, app_id: str, sp_object_id: str, roles: list[str], lifetime_s: int
+    ) -> str:
         claims: dict[str, Any] = {
             "aud": AUDIENCES[resource],
             "appid": app_id,
@@ -136,9 +142,9 @@ class TokenIssuer:
         return self.issue(claims, 3600)
 
     def validate(self, token: str | None, resource: Resource) -> TokenClaims:
-        """The token's claims, or :class:`InvalidToken` naming what is wrong."""
+        """The token's claims, or :class:`InvalidTokenError` naming what is wrong."""
         if not token:
-            raise InvalidToken("empty")
+            raise InvalidTokenError("empty")
         try:
             claims = jwt.decode(
                 token,
@@ -147,15 +153,15 @@ class TokenIssuer:
                 options={"verify_exp": False, "verify_aud": False, "verify_nbf": False, "verify_iat": False},
             )
         except jwt.InvalidSignatureError as exc:
-            raise InvalidToken("signature") from exc
+            raise InvalidTokenError("signature") from exc
         except jwt.PyJWTError as exc:
-            raise InvalidToken("malformed") from exc
+            raise InvalidTokenError("malformed") from exc
         if claims.get("aud") not in (AUDIENCES[resource], RESOURCE_APP_IDS[resource]):
-            raise InvalidToken("audience")
+            raise InvalidTokenError("audience")
         if int(claims.get("exp", 0)) <= self.clock.now().timestamp():
-            raise InvalidToken("expired")
+            raise InvalidTokenError("expired")
         if claims.get("tid") != self.tenant_id:
-            raise InvalidToken("tenant")
+            raise InvalidTokenError("tenant")
         return TokenClaims(claims)
 
 

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["sandbox.testing"]
+
 # Variables that change how requests, httpx, aiohttp or slack_sdk verify TLS or route traffic, and our own.
 _ISOLATED_PREFIXES = ("EMAILDOCTOR_",)
 _ISOLATED_NAMES = (
