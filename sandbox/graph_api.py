@@ -101,7 +101,12 @@ class GraphService:
 
     def build_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[self._mailbox_concurrency, fault_middleware("graph", self.faults, self._fault_response)],
+            middlewares=[
+                self._mailbox_concurrency,
+                fault_middleware(
+                    "graph", self.faults, self._fault_response, burst_exempt=lambda r: r.path.endswith("/$batch")
+                ),
+            ],
             client_max_size=200 * 1024 * 1024,
         )
         app.router.add_route("*", "/v1.0/{tail:.*}", self.handle)

@@ -17,11 +17,12 @@ ErrorResponder = Callable[[int, int], web.Response]
 
 
 def fault_middleware(
-    service: str, faults: FaultBook, error: ErrorResponder
+    service: str, faults: FaultBook, error: ErrorResponder, *, burst_exempt: Callable[[web.Request], bool] | None = None
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Apply ``faults[service]`` to every request except the sandbox's own admin routes.
 
-    Order: latency, dropped connection, 429 burst, random error, then the real handler.
+    Order: latency, dropped connection, 429 burst, random error, then the real handler. Requests for which
+    ``burst_exempt`` is true (e.g. a ``$batch`` whose items take the burst one by one) skip the 429 burst.
     """
 
     @web.middleware
@@ -35,8 +36,8 @@ def fault_middleware(
         if faults.roll(settings.drop_rate):
             if request.transport is not None:
                 request.transport.abort()
-            raise ConnectionResetError("sandbox fault: connection dropped")
-        if faults.take_throttle(service):
+            return web.Response(status=499)  # never sent: the connection is gone
+        if not (burst_exempt is not None and burst_exempt(request)) and faults.take_throttle(service):
             return error(429, settings.retry_after_s)
         if faults.roll(settings.error_rate):
             return error(settings.error_status, settings.retry_after_s)

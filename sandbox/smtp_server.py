@@ -52,8 +52,8 @@ class SmtpService:
     faults: FaultBook
     tls_context: ssl.SSLContext
     host: str = "127.0.0.1"
-    active: collections.Counter[str] = field(default_factory=collections.Counter)
-    """Authenticated connections per mailbox (Exchange allows 3)."""
+    active: dict[str, list[ExchangeSMTP]] = field(default_factory=dict)
+    """Authenticated connections per mailbox, oldest first (Exchange serves 3; later ones get 432 4.3.2)."""
     recipients_today: dict[tuple[str, date], int] = field(default_factory=dict)
     protocols: set[asyncio.Protocol] = field(default_factory=set)
     starttls_port: int = 0
@@ -134,6 +134,7 @@ class _Hooks:
         return self.protocol.on_data(envelope)
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.protocol.release()
         return QUIT
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -174,13 +175,15 @@ class ExchangeSMTP(SMTP):
         return self.implicit or self._tls_protocol is not None
 
     def connection_lost(self, error: Exception | None) -> None:
-        self._release()
+        self.release()
         self.service.protocols.discard(self)
         super().connection_lost(error)
 
-    def _release(self) -> None:
+    def release(self) -> None:
         if self.counted is not None:
-            self.service.active[self.counted] -= 1
+            holders = self.service.active.get(self.counted, [])
+            if self in holders:
+                holders.remove(self)
             self.counted = None
 
     async def push(self, status: AnyStr) -> None:
@@ -330,7 +333,7 @@ class ExchangeSMTP(SMTP):
             self.session.authenticated = True
             self.login_user, self.login_name = user, login_name
             self.counted = user.id
-            self.service.active[user.id] += 1
+            self.service.active.setdefault(user.id, []).append(self)
         return reply
 
     async def smtp_MAIL(self, arg: str | None) -> None:
@@ -360,7 +363,8 @@ class ExchangeSMTP(SMTP):
         if self.throttle_reply is not None:
             return self.throttle_reply
         assert self.login_user is not None
-        if self.service.active[self.login_user.id] > self.service.tenant.behaviour.smtp_max_connections_per_mailbox:
+        holders = self.service.active.get(self.login_user.id, [])
+        if self in holders and holders.index(self) >= self.service.tenant.behaviour.smtp_max_connections_per_mailbox:
             return "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
         refusal = check_mail_from(self._submission(), address)
         if refusal:

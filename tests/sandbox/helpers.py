@@ -9,9 +9,9 @@ import httpx
 from sandbox.runtime import Sandbox
 
 
-def http(sandbox: Sandbox, **kwargs: Any) -> httpx.AsyncClient:
+def http(sandbox: Sandbox, timeout: float = 10, **kwargs: Any) -> httpx.AsyncClient:
     """An httpx client that trusts the sandbox CA."""
-    return httpx.AsyncClient(verify=sandbox.client_ssl_context(), timeout=10, **kwargs)
+    return httpx.AsyncClient(verify=sandbox.client_ssl_context(), timeout=timeout, **kwargs)
 
 
 def invoke_url(sandbox: Sandbox) -> str:
