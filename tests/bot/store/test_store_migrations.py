@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -139,10 +140,16 @@ def test_unsupported_urls_are_configuration_errors(url: str) -> None:
     ],
 )
 async def test_an_unreachable_database_is_a_store_error(url: str) -> None:
+    before = set(threading.enumerate())
     with pytest.raises(StoreError, match="could not migrate") as caught:
         await Store.open(url)
     assert isinstance(caught.value.__cause__, SQLAlchemyError)
     assert "hunter22" not in str(caught.value)
+    # aiosqlite stops the worker thread of a connection that failed to open without waiting for it;
+    # let it finish while this test's event loop still runs, or it reports into a closed loop.
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 10)
 
 
 async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
