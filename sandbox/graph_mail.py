@@ -4,9 +4,15 @@
 from __future__ import annotations
 
 import base64
+import email.policy
 import json
 import uuid
+from dataclasses import replace
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from sandbox.graph_core import (
     MAIL_READ_APP,
@@ -109,14 +115,11 @@ def send_mail(tenant: Tenant, call: Call, segment: str) -> Reply:
         caller = signed_in_user(tenant, claims)
         needed = frozenset({"Mail.Send"}) if caller.id == mailbox.id else frozenset({"Mail.Send.Shared"})
         require(claims, frozenset(), needed, access_denied())
-    try:
-        payload = json.loads(call.body or b"null")
-    except ValueError as exc:
-        raise GraphError(
-            400,
-            "BadRequest",
-            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
-        ) from exc
+    payload = (
+        _mime_payload(call.body)
+        if call.headers.get("content-type", "").startswith("text/plain")
+        else _json_payload(call.body)
+    )
     # Action parameters are matched case-insensitively (the SDKs send "Message" and "SaveToSentItems").
     payload = {str(k).lower(): v for k, v in payload.items()} if isinstance(payload, dict) else {}
     if not isinstance(payload.get("message"), dict):
@@ -167,6 +170,49 @@ def send_mail(tenant: Tenant, call: Call, segment: str) -> Reply:
     return Reply(202)
 
 
+def _json_payload(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError as exc:
+        raise GraphError(
+            400,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+        ) from exc
+
+
+def _mime_payload(body: bytes) -> dict[str, Any]:
+    """``sendMail`` with a base64 MIME message (``Content-Type: text/plain``), as the JSON form."""
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except ValueError as exc:
+        raise GraphError(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.") from exc
+    parsed = BytesParser(policy=email.policy.default).parsebytes(raw)
+
+    def people(header: str) -> list[dict[str, Any]]:
+        pairs = getaddresses([str(v) for v in parsed.get_all(header) or []])
+        return [{"emailAddress": {"address": address, "name": name or address}} for name, address in pairs if address]
+
+    part = parsed.get_body(preferencelist=("plain", "html")) if isinstance(parsed, EmailMessage) else None
+    message: dict[str, Any] = {
+        "subject": str(parsed.get("Subject") or ""),
+        "body": {
+            "contentType": "html" if part is not None and part.get_content_subtype() == "html" else "text",
+            "content": part.get_content() if isinstance(part, EmailMessage) else "",
+        },
+        "toRecipients": people("To"),
+        "ccRecipients": people("Cc"),
+        "bccRecipients": people("Bcc"),
+        "internetMessageHeaders": [
+            {"name": k, "value": str(v)} for k, v in parsed.items() if k.lower().startswith("x-")
+        ],
+    }
+    sender = people("From")
+    if sender:
+        message["from"] = sender[0]
+    return {"message": message}
+
+
 def _sender_for(tenant: Tenant, caller: User, from_address: str) -> User | None:
     """Who Graph stamps as ``sender``: the From mailbox itself (own mail or SendAs), or the caller (SendOnBehalf)."""
     target = tenant.user_by_address(from_address)
@@ -192,8 +238,6 @@ def deliver(tenant: Tenant, message: Message, recipients: list[str]) -> None:
 
 
 def _copy(message: Message, folder: str) -> Message:
-    from dataclasses import replace
-
     return replace(message, id=_new_id(), folder="sentitems" if folder == "sentitems" else "inbox")
 
 
@@ -245,8 +289,6 @@ def list_messages(tenant: Tenant, call: Call, segment: str, folder: str | None) 
     if skip + top < len(items):
         query = {k: v for k, v in call.query.items() if k != "$skip"}
         query["$skip"] = str(skip + top)
-        from urllib.parse import urlencode
-
         body["@odata.nextLink"] = f"{call.base_url}/v1.0/{'/'.join(call.path)}?{urlencode(query)}"
     return Reply(200, body)
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 from aiohttp import web
-from cryptography import x509
 
+from sandbox.client_assertion import check_client_assertion
+from sandbox.entra_errors import EntraError, error_body, missing_parameter
 from sandbox.faults import FaultBook
 from sandbox.http import fault_middleware
 from sandbox.state import App, Tenant
@@ -34,12 +32,6 @@ CANONICAL_RESOURCES: dict[str, Resource] = {
     "https://outlook.office.com": "exchange",
     RESOURCE_APP_IDS["exchange"]: "exchange",
 }
-
-
-class EntraError(Exception):
-    def __init__(self, status: int, error: str, code: int, description: str) -> None:
-        super().__init__(description)
-        self.status, self.error, self.code, self.description = status, error, code, description
 
 
 @dataclass
@@ -144,7 +136,7 @@ class SignInService:
         if grant_type == "refresh_token":
             return self._refresh(form)
         if not grant_type:
-            raise _missing("grant_type")
+            raise missing_parameter("grant_type")
         raise EntraError(
             400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant_type}'."
         )
@@ -154,7 +146,7 @@ class SignInService:
         self._authenticate_client(request, app, form)
         scope = form.get("scope", "").strip()
         if not scope:
-            raise _missing("scope")
+            raise missing_parameter("scope")
         parts = scope.split()
         if len(parts) != 1 or not parts[0].endswith("/.default"):
             raise EntraError(
@@ -193,7 +185,7 @@ class SignInService:
                 raise EntraError(
                     400, "invalid_request", 50027, "JWT token is invalid or malformed: client_assertion_type."
                 )
-            self._check_assertion(request, app, form["client_assertion"])
+            check_client_assertion(request, self.tenant.id, app, form["client_assertion"])
             return
         raise EntraError(
             401,
@@ -201,61 +193,6 @@ class SignInService:
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
-
-    def _check_assertion(self, request: web.Request, app: App, assertion: str) -> None:
-        try:
-            header = jwt.get_unverified_header(assertion)
-        except jwt.PyJWTError as exc:
-            raise EntraError(400, "invalid_request", 50027, "JWT token is invalid or malformed.") from exc
-        thumbprint_256 = _b64_hex(header.get("x5t#S256"))
-        thumbprint_1 = _b64_hex(header.get("x5t"))
-        cert = next(
-            (
-                c
-                for c in app.certificates
-                if c.thumbprint_sha256 == thumbprint_256 or (thumbprint_1 and c.thumbprint_sha1 == thumbprint_1)
-            ),
-            None,
-        )
-        if cert is None:
-            raise EntraError(
-                401,
-                "invalid_client",
-                700027,
-                "The certificate with identifier used to sign the client assertion is not registered on application. "
-                f"[Reason - The key was not found., Thumbprint of key used by client: '{thumbprint_1 or thumbprint_256}', "
-                f"Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app "
-                f"Id '{app.client_id}'.]",
-            )
-        public_key = x509.load_pem_x509_certificate(cert.pem.encode()).public_key()
-        try:
-            claims = jwt.decode(
-                assertion,
-                public_key,  # type: ignore[arg-type]
-                algorithms=["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
-                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
-            )
-        except jwt.PyJWTError as exc:
-            raise EntraError(401, "invalid_client", 700027, "Client assertion failed signature validation.") from exc
-        if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
-            raise EntraError(
-                401,
-                "invalid_client",
-                700021,
-                "Client assertion application identifier doesn't match 'client_id' parameter.",
-            )
-        tenant_segment = request.match_info["tenant"]
-        valid_audiences = {
-            f"https://{request.host}/{name}/oauth2/v2.0/token" for name in (tenant_segment, self.tenant.id)
-        }
-        valid_audiences.add(f"https://{request.host}/{self.tenant.id}/v2.0")
-        if claims.get("aud") not in valid_audiences:
-            raise EntraError(
-                401, "invalid_client", 50012, "Client assertion audience claim does not match Realm issuer."
-            )
-        now = time.time()  # the client's wall clock made the assertion, not the sandbox clock
-        if float(claims.get("exp", 0)) < now - 300 or float(claims.get("nbf", 0)) > now + 300:
-            raise EntraError(401, "invalid_client", 700024, "Client assertion is not within its valid time range.")
 
     # --- device code -----------------------------------------------------------------------------
     async def devicecode(self, request: web.Request) -> web.Response:
@@ -411,7 +348,7 @@ class SignInService:
     def _app(self, form: dict[str, str]) -> App:
         client_id = form.get("client_id", "")
         if not client_id:
-            raise _missing("client_id")
+            raise missing_parameter("client_id")
         app = self.tenant.app(client_id)
         if app is None:
             raise EntraError(
@@ -447,36 +384,9 @@ class SignInService:
             )
 
     def _error(self, exc: EntraError, headers: dict[str, str] | None = None) -> web.Response:
-        trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
-        stamp = self.tenant.now().strftime("%Y-%m-%d %H:%M:%SZ")
-        description = f"AADSTS{exc.code}: {exc.description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {stamp}"
-        body = {
-            "error": exc.error,
-            "error_description": description,
-            "error_codes": [exc.code],
-            "timestamp": stamp,
-            "trace_id": trace_id,
-            "correlation_id": correlation_id,
-            "error_uri": f"https://login.microsoftonline.com/error?code={exc.code}",
-        }
-        return web.json_response(body, status=exc.status, headers=headers)
+        return web.json_response(error_body(exc, self.tenant.now()), status=exc.status, headers=headers)
 
     def _fault_response(self, status: int, retry_after: int) -> web.Response:
         exc = EntraError(status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
         headers = {"Retry-After": str(retry_after)} if status in (429, 503) else None
         return self._error(exc, headers)
-
-
-def _missing(name: str) -> EntraError:
-    return EntraError(
-        400, "invalid_request", 900144, f"The request body must contain the following parameter: '{name}'."
-    )
-
-
-def _b64_hex(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex().upper()
-    except ValueError:
-        return ""

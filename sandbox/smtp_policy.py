@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email.policy
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -202,6 +202,4 @@ def deliver(submission: Submission, mail_from: str, recipients: list[str], conte
 
 
 def _sent_copy(message: Message) -> Message:
-    from dataclasses import replace
-
     return replace(message, id="AAMkA" + uuid.uuid4().hex, folder="sentitems")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -415,3 +417,79 @@ async def test_mailbox_concurrency_limit(sandbox: Sandbox) -> None:
     throttled = next(r for r in responses if r.status_code == 429)
     assert_error(throttled, 429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.")
     assert throttled.headers["Retry-After"].isdigit()
+
+
+async def test_send_mail_accepts_base64_mime(sandbox: Sandbox) -> None:
+    mime = EmailMessage()
+    mime["From"] = "henry@business.com"
+    mime["To"] = "bob@business.com"
+    mime["Subject"] = "mime test"
+    mime.set_content("sent as MIME")
+    headers = {**bearer(sandbox.app_token("graph")), "Content-Type": "text/plain"}
+    async with http(sandbox) as client:
+        accepted = await client.post(
+            f"{sandbox.urls.graph}/v1.0/users/admin@business.com/sendMail",
+            content=base64.b64encode(mime.as_bytes()),
+            headers=headers,
+        )
+        invalid = await client.post(
+            f"{sandbox.urls.graph}/v1.0/users/admin@business.com/sendMail", content=b"%%%", headers=headers
+        )
+    assert accepted.status_code == 202
+    assert_error(invalid, 400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+    bob = sandbox.tenant.user("bob@business.com")
+    assert bob is not None
+    [received] = sandbox.tenant.messages[bob.id]
+    assert (received.subject, received.from_address, received.body.strip()) == (
+        "mime test",
+        "henry@business.com",
+        "sent as MIME",
+    )
+
+
+async def test_refresh_token_grant(sandbox: Sandbox) -> None:
+    async with http(sandbox) as client:
+        code = (
+            await client.post(
+                f"{sandbox.authority}/oauth2/v2.0/devicecode",
+                data={"client_id": sandbox.app.client_id, "scope": "Mail.Send offline_access"},
+            )
+        ).json()
+        await client.post(
+            f"{sandbox.urls.admin}/_sandbox/devicecode/approve",
+            json={"user_code": code["user_code"], "upn": "erin@business.com"},
+        )
+        token_url = f"{sandbox.authority}/oauth2/v2.0/token"
+        first = (
+            await client.post(
+                token_url,
+                data={
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                    "client_id": sandbox.app.client_id,
+                    "device_code": code["device_code"],
+                },
+            )
+        ).json()
+        refreshed = await client.post(
+            token_url,
+            data={
+                "grant_type": "refresh_token",
+                "client_id": sandbox.app.client_id,
+                "refresh_token": first["refresh_token"],
+            },
+        )
+        reused = await client.post(
+            token_url,
+            data={
+                "grant_type": "refresh_token",
+                "client_id": sandbox.app.client_id,
+                "refresh_token": first["refresh_token"],
+            },
+        )
+        me = await client.get(
+            f"{sandbox.urls.graph}/v1.0/me/messages", headers=bearer(refreshed.json()["access_token"])
+        )
+    assert first["scope"] == "https://graph.microsoft.com/Mail.Send"
+    assert refreshed.status_code == 200 and refreshed.json()["refresh_token"] != first["refresh_token"]
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert me.status_code == 403  # Mail.Send does not read mail
