@@ -36,7 +36,7 @@ def fault_middleware(
         if faults.roll(settings.drop_rate):
             if request.transport is not None:
                 request.transport.abort()
-            return web.Response(status=499)  # never sent: the connection is gone
+            raise ConnectionResetError("sandbox fault: connection dropped")
         if not (burst_exempt is not None and burst_exempt(request)) and faults.take_throttle(service):
             return error(429, settings.retry_after_s)
         if faults.roll(settings.error_rate):
