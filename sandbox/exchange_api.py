@@ -233,7 +233,14 @@ class ExchangeService:
         except CmdletError as exc:
             return Result(exc.status, exc.body(), {"x-ExceptionType": exc.short_class})
         items = outcome.items
-        offset = _decode_skiptoken(query.get("$skiptoken"), raw_body)
+        try:
+            offset = _decode_skiptoken(query.get("$skiptoken"), raw_body)
+        except ValueError:
+            return _error_result(
+                400,
+                "BadRequest",
+                "The $skiptoken is not valid for this request: re-POST the same body to @odata.nextLink.",
+            )
         match = _PAGE_SIZE.search(prefer)
         headers: dict[str, str] = {}
         end = len(items)
@@ -412,10 +419,7 @@ def _encode_skiptoken(offset: int, raw_body: bytes) -> str:
 def _decode_skiptoken(token: str | None, raw_body: bytes) -> int:
     if not token:
         return 0
-    try:
-        offset, _, fingerprint = base64.urlsafe_b64decode(token + "==").decode().partition(":")
-        if fingerprint != _fingerprint(raw_body):
-            return 0
-        return max(0, int(offset))
-    except ValueError:
-        return 0
+    offset, _, fingerprint = base64.urlsafe_b64decode(token + "==").decode(errors="replace").partition(":")
+    if fingerprint != _fingerprint(raw_body):
+        raise ValueError("the body differs from the one that started the listing")
+    return max(0, int(offset))

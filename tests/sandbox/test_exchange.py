@@ -77,6 +77,12 @@ async def test_paging_with_next_link_repost(sandbox: Sandbox) -> None:
             assert response.headers["Preference-Applied"] == "odata.maxpagesize=4"
             rows += response.json()["value"]
             url = response.json().get("@odata.nextLink")
+        changed_body = await client.post(
+            response.request.url.copy_with(params={"$skiptoken": "MToxMjM0"}),
+            json=cmdlet("Get-Mailbox"),
+            headers=headers,
+        )
+    assert changed_body.status_code == 400
     mailboxes = len(sandbox.tenant.mailboxes())
     send_as = [r for r in rows if r["Trustee"] != "NT AUTHORITY\\SELF"]
     assert len(rows) == mailboxes + len(send_as)

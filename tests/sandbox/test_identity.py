@@ -257,3 +257,16 @@ async def test_login_faults_answer_with_entra_body(sandbox: Sandbox) -> None:
     assert response.headers["Retry-After"] == "7"
     assert response.json()["error"] == "temporarily_unavailable"
     assert again.status_code == 400
+
+
+async def test_msal_with_the_sandbox_instance_discovery_endpoint(sandbox: Sandbox, session: requests.Session) -> None:
+    app = await asyncio.to_thread(
+        msal.ConfidentialClientApplication,
+        sandbox.app.client_id,
+        client_credential=sandbox.app.secrets[0],
+        authority=f"{sandbox.urls.login}/business.com",
+        instance_discovery=f"{sandbox.urls.login}/common/discovery/instance",
+        http_client=session,
+    )
+    result = await asyncio.to_thread(app.acquire_token_for_client, [EXCHANGE_SCOPE])
+    assert claims(result["access_token"])["tid"] == sandbox.tenant.id

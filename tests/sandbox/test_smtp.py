@@ -348,3 +348,24 @@ async def test_daily_quota(sandbox: Sandbox, smtp: Callable[..., aiosmtplib.SMTP
         await connection.sendmail("bob@business.com", ["alice@business.com"], message)
     assert caught.value.code == 554
     assert caught.value.message.startswith("5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException")
+
+
+async def test_xoauth2_accepts_real_sized_tokens(sandbox: Sandbox, smtp: Callable[..., aiosmtplib.SMTP]) -> None:
+    app = sandbox.app
+    token = sandbox.issuer.issue(
+        {
+            "aud": "https://outlook.office365.com",
+            "appid": app.client_id,
+            "oid": app.service_principal_id,
+            "idtyp": "app",
+            "roles": ["SMTP.SendAsApp"],
+            "xms_padding": "x" * 3500,  # real Entra tokens are 2-4 KB; aiosmtpd's default line limit is 512 bytes
+        },
+        3600,
+    )
+    assert len(xoauth2("sales@business.com", token)) > 4096
+    connection = smtp()
+    await connection.connect()
+    await connection.ehlo()
+    response = await connection.execute_command(b"AUTH", b"XOAUTH2", xoauth2("sales@business.com", token))
+    assert response.code == 235
