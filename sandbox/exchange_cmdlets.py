@@ -191,6 +191,7 @@ class Cmdlets:
         if identity is not None:
             return Outcome(items=[self.mailbox(identity)], render=render)
         kind = params.text("RecipientTypeDetails")
+        anr = (params.text("Anr") or "").lower()
         text = params.text("Filter")
         node = None
         if text is not None:
@@ -200,12 +201,14 @@ class Cmdlets:
                 raise bad_parameter(
                     f'Cannot bind parameter \'Filter\' to the target. Exception setting "Filter": "{exc}"'
                 ) from exc
-        key = ("mailbox", f"{kind}|{text}")
+        key = ("mailbox", f"{kind}|{anr}|{text}")
 
         def build() -> list[Any]:
             users = self.tenant.mailboxes()
             if kind is not None:
                 users = [u for u in users if u.recipient_type_details.lower() == kind.lower()]
+            if anr:  # ambiguous name resolution: a prefix of a name, alias or address
+                users = [u for u in users if any(f.lower().startswith(anr) for f in _anr_fields(u))]
             if node is not None:
                 users = [u for u in users if evaluate(node, mailbox_row(self.tenant, u, False))]
             return users
@@ -405,6 +408,10 @@ class Cmdlets:
         self.tenant.smtp_client_authentication_disabled = value
         self.tenant.changes += 1
         return Outcome()
+
+
+def _anr_fields(user: User) -> list[str]:
+    return [user.display_name, user.alias, user.upn, *(user.addresses()), user.given_name or "", user.surname or ""]
 
 
 def _as_list(value: Any) -> list[Any]:

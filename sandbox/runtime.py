@@ -24,7 +24,7 @@ from sandbox.graph_api import GraphService
 from sandbox.http import RunningSite, serve
 from sandbox.identity import SignInService
 from sandbox.loader import EXAMPLE_TENANT, load_tenant
-from sandbox.slack import SlackWorkspace, build_slack_app, load_workspace
+from sandbox.slack import SlackClient, SlackWorkspace, build_slack_app, load_workspace
 from sandbox.smtp_server import SmtpService
 from sandbox.state import App, Tenant
 from sandbox.tls import SandboxTLS
@@ -198,6 +198,12 @@ class Sandbox:
             scopes=scopes,
             lifetime_s=self.tenant.behaviour.token_lifetime_seconds,
         )
+
+    def slack_client(self, bot_url: str, **options: Any) -> SlackClient:
+        """A :class:`SlackClient` that plays Slack towards the bot at ``bot_url`` for this sandbox's workspace."""
+        if self.slack is None:
+            raise LookupError("this tenant file has no slack: section")
+        return SlackClient(self.slack, bot_url=bot_url, slack_base_url=self.urls.slack, **options)
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the sandbox CA (for httpx, aiohttp, aiosmtplib)."""

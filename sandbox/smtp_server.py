@@ -233,9 +233,8 @@ class ExchangeSMTP(SMTP):
             if extension == "STARTTLS":
                 extension = "AUTH LOGIN XOAUTH2" if self.secure else "STARTTLS"
             lines.append(extension)
-        for line in lines[:-1]:
-            await self.push(f"250-{line}")
-        await self.push(f"250 {lines[-1]}")
+        # One write, so latency and slow_stage faults apply once to the whole multi-line reply.
+        await self.push("\r\n".join([*(f"250-{line}" for line in lines[:-1]), f"250 {lines[-1]}"]))
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         self.stage = "starttls"

@@ -48,6 +48,7 @@ async def test_get_mailbox_filter_select_and_result_size(sandbox: Sandbox) -> No
             headers=bearer(sandbox.app_token("exchange")),
         )
         shared = await invoke(client, sandbox, "Get-Mailbox", Filter="RecipientTypeDetails -eq 'SharedMailbox'")
+        anr = await invoke(client, sandbox, "Get-Mailbox", Anr="Hen")
         limited = await invoke(client, sandbox, "Get-Mailbox", ResultSize=2)
         sandbox.tenant.behaviour = sandbox.tenant.behaviour.changed(exchange_default_result_size=3)
         defaulted = await invoke(client, sandbox, "Get-Mailbox")
@@ -59,6 +60,7 @@ async def test_get_mailbox_filter_select_and_result_size(sandbox: Sandbox) -> No
         "sales@business.com",
         "scanner@business.com",
     ]
+    assert [r["Alias"] for r in anr.json()["value"]] == ["henry"]
     assert len(limited.json()["value"]) == 2 and limited.json()["@adminapi.warnings"] == []
     assert len(defaulted.json()["value"]) == 3
     assert defaulted.json()["@adminapi.warnings"][0].startswith("By default, only the first 3 items are returned.")
