@@ -160,7 +160,8 @@ class ExchangeService:
             item_id = str(item.get("id", ""))
             url = urlsplit(str(item.get("url", "")))
             query = dict(parse_qsl(url.query))
-            headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+            raw_headers = item.get("headers")
+            headers = {str(k).lower(): str(v) for k, v in raw_headers.items()} if isinstance(raw_headers, dict) else {}
             base = f"https://{request.host}{url.path.rsplit('/', 1)[0]}" if url.path else ""
             allowed, retry = self._take(1)
             if not url.path.endswith("/InvokeCommand") or str(item.get("method", "POST")).upper() != "POST":

@@ -188,10 +188,12 @@ class Cmdlets:
             return mailbox_row(self.tenant, user, with_names)
 
         identity = params.text("Identity")
+        anr = (params.text("Anr") or "").lower()
+        if identity is not None and anr:
+            raise bad_parameter("Parameter set cannot be resolved using the specified named parameters.")
         if identity is not None:
             return Outcome(items=[self.mailbox(identity)], render=render)
         kind = params.text("RecipientTypeDetails")
-        anr = (params.text("Anr") or "").lower()
         text = params.text("Filter")
         node = None
         if text is not None:

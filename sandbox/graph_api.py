@@ -326,7 +326,7 @@ class GraphService:
             path=path,
             query=dict(parse_qsl(parts.query)),
             body=json.dumps(body).encode() if body is not None else b"",
-            headers={str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()},
+            headers={str(k).lower(): str(v) for k, v in _mapping(item.get("headers")).items()},
             base_url=outer.base_url,
             claims=outer.claims,
             request_id=outer.request_id,
@@ -375,6 +375,10 @@ class GraphService:
         if status in (429, 503):
             headers["Retry-After"] = str(retry_after)
         return web.json_response(error_body(code, message, call, self.tenant.now()), status=status, headers=headers)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _project(user: User, fields: list[str]) -> dict[str, Any]:
