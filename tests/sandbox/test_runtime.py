@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from slack_sdk.web.async_client import AsyncWebClient
 
+from plugin.settings import load_settings
 from sandbox.runtime import Sandbox
 from sandbox.testing import SandboxFactory
 
@@ -30,3 +33,17 @@ async def test_each_sandbox_has_its_own_state(sandbox_factory: SandboxFactory) -
         assert second.tenant.propagation_delay_seconds == 5
         assert first.urls.graph != second.urls.graph
         assert first.ca_path != second.ca_path
+
+
+async def test_env_file_loads_into_the_product_settings(sandbox: Sandbox, tmp_path: Path) -> None:
+    env_file = sandbox.write_env_file(tmp_path / "sandbox.env")
+    settings = load_settings(env_file)
+    assert settings.m365.tenant_id == sandbox.tenant.id
+    assert settings.m365.authority_host == sandbox.urls.login
+    assert settings.m365.instance_discovery is False
+    assert settings.m365.ca_file == sandbox.ca_path
+    assert settings.m365.client_secret is not None
+    assert settings.slack.api_url == sandbox.urls.slack_api
+    assert settings.slack.it_usergroup_id == "S0ITADMINS"
+    assert settings.directory.path == sandbox.directory_path
+    assert settings.smtp.ca_file == sandbox.ca_path
