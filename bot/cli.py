@@ -1,3 +1,85 @@
-from plugin.pending import PendingCommand
+"""`emaildoctor bot`: run the Slack bot (HTTP or Socket Mode, from settings) with its scheduler."""
 
-COMMAND = PendingCommand("bot")
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from typing import TYPE_CHECKING
+
+from bot.app import create_app
+from bot.scheduler import Scheduler
+from bot.server import HEALTH_PATH, run_socket_mode, serve_http
+from bot.services import bot_context
+from plugin.errors import ConfigError
+from plugin.settings import SlackMode
+
+if TYPE_CHECKING:
+    from plugin.cli import CliContext
+
+DESCRIPTION = """\
+Run the Slack bot: /emailtest, /sendas, /mailaudit, approvals, time-bound grants and scheduled audits.
+
+Settings (EMAILDOCTOR_SLACK__…): BOT_TOKEN and SIGNING_SECRET (HTTP mode, the default) or APP_TOKEN with
+MODE=socket; APPROVALS_CHANNEL, IT_USERGROUP_ID (or IT_USER_IDS), AUDIT_CHANNEL and AUDIT_CRON. The store
+(EMAILDOCTOR_STORE__URL) keeps requests, the audit log and snapshots; use PostgreSQL for several replicas.
+
+examples:
+  emaildoctor bot                               # HTTP on 127.0.0.1:3000, Slack posts to /slack/events
+  emaildoctor bot --host 0.0.0.0 --port 8080    # behind a load balancer or ingress
+  emaildoctor sandbox --env-file .env.sandbox & emaildoctor --env-file .env.sandbox bot
+"""
+
+
+class BotCommand:
+    name = "bot"
+    help = "run the Slack bot (HTTP or Socket Mode)"
+    description = DESCRIPTION
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--host", help="HTTP mode: address to listen on (default: settings, 127.0.0.1)")
+        parser.add_argument("--port", type=int, help="HTTP mode: port (default: settings, 3000)")
+        parser.add_argument(
+            "--tick", type=float, default=30.0, metavar="S", help="seconds between scheduler runs (default 30)"
+        )
+
+    async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        settings = context.settings()
+        slack = settings.slack
+        if slack.mode is SlackMode.SOCKET and slack.app_token is None:
+            raise ConfigError("Socket Mode needs EMAILDOCTOR_SLACK__APP_TOKEN (an xapp-… token with connections:write)")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        async with bot_context(settings, context.environ) as ctx:
+            app = create_app(settings, ctx)
+            scheduler = Scheduler(ctx, started_at=ctx.now())
+            schedule = asyncio.create_task(scheduler.run(stop, interval=args.tick))
+            try:
+                if slack.mode is SlackMode.SOCKET:
+                    assert slack.app_token is not None
+                    print("emaildoctor bot: connecting to Slack over Socket Mode", file=context.out, flush=True)
+                    await run_socket_mode(app, slack.app_token.get_secret_value(), stop)
+                else:
+                    server = await serve_http(app, args.host or slack.host, args.port if args.port is not None else slack.port)
+                    base = f"http://{server.host}:{server.port}"
+                    print(
+                        f"emaildoctor bot: listening on {server.url} (health: {base}{HEALTH_PATH}); Ctrl-C stops",
+                        file=context.out,
+                        flush=True,
+                    )
+                    try:
+                        await stop.wait()
+                    finally:
+                        await server.stop()
+            finally:
+                stop.set()
+                await schedule
+        print("emaildoctor bot: stopped", file=context.out)
+        return 0
+
+
+COMMAND = BotCommand()

@@ -1,0 +1,95 @@
+"""The Slack app: `create_app(settings, services)` wires slack-bolt's AsyncApp to our listeners.
+
+The constructor does no network I/O (AsyncApp never calls Slack when built; authorisation happens on the
+first request, through auth.test, and is cached).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from bot import blocks
+from bot.context import BotContext
+from bot.listeners import actions, emailtest, mailaudit, sendas
+from plugin.catalogue import CATALOGUE
+from plugin.errors import ConfigError, EmailDoctorError
+from plugin.redact import redact
+from plugin.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("/emailtest", "/sendas", "/mailaudit")
+ACTIONS = (blocks.ACTION_REQUEST_FIX, blocks.ACTION_APPROVE, blocks.ACTION_DENY)
+
+
+def create_app(settings: Settings, services: BotContext) -> AsyncApp:
+    slack = settings.slack
+    if slack.signing_secret is None:
+        raise ConfigError("the Slack bot needs EMAILDOCTOR_SLACK__SIGNING_SECRET (Basic Information → Signing Secret)")
+    app = AsyncApp(
+        name="emaildoctor",
+        client=services.poster.client,
+        signing_secret=slack.signing_secret.get_secret_value(),
+        logger=logging.getLogger("bot.bolt"),
+        raise_error_for_unhandled_request=False,
+    )
+    app.middleware(_deliver_once(services))
+    for module in (emailtest, actions, sendas, mailaudit):
+        module.register(app, services)
+    app.error(_error_handler(services))
+    return app
+
+
+Next = Callable[[], Awaitable[BoltResponse]]
+
+
+def delivery_key(body: dict[str, Any]) -> str | None:
+    """What identifies one user action across Slack's retried deliveries (X-Slack-Retry-Num)."""
+    trigger = body.get("trigger_id")
+    if trigger:
+        return f"slack:{trigger}"
+    actions_ = body.get("actions") or []
+    if actions_:
+        return f"slack:{body.get('user', {}).get('id')}:{actions_[0].get('action_ts')}"
+    return None
+
+
+def _deliver_once(ctx: BotContext) -> Callable[..., Awaitable[BoltResponse | None]]:
+    async def deliver_once(req: AsyncBoltRequest, resp: BoltResponse, next: Next) -> BoltResponse | None:
+        key = delivery_key(req.body)
+        if key is not None and not await ctx.store.claim_once(key, ctx.now()):
+            log.info("ignored a repeated delivery of %s", key)
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    return deliver_once
+
+
+def _error_handler(ctx: BotContext) -> Callable[..., Awaitable[None]]:
+    async def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:
+        if isinstance(error, BoltUnhandledRequestError):
+            return
+        if isinstance(error, EmailDoctorError):
+            title = CATALOGUE[error.code].title if error.code and not isinstance(error, ConfigError) else None
+            prefix = f":warning: *{title}* [{error.code}]: " if title else ":warning: "
+            text = prefix + str(error)
+        else:
+            log.error("unexpected error: %s", redact(repr(error), ctx.secrets))
+            text = ":warning: Something went wrong inside emaildoctor; it has been logged. Please try again."
+        text = redact(text, ctx.secrets)
+        if respond is not None and body.get("response_url"):
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+            return
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        if user and channel:
+            await ctx.poster.ephemeral(channel, user, blocks.plain(text))
+
+    return on_error

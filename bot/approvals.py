@@ -1,0 +1,195 @@
+"""Fix requests and their approval: who may decide, what happens on Approve, and the re-test that follows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot import blocks
+from bot.changes import Change, apply_change, describe_duration
+from bot.context import BotContext
+from bot.retest import RetestPolicy, retest_until_passing
+from bot.slack_io import Posted
+from bot.store import FixRequest, RequestKind, RequestStatus
+from plugin.doctor import Report
+from plugin.errors import ConfigError
+from plugin.resolve import RIGHT_WORDS
+
+
+def change_of(request: FixRequest) -> Change:
+    return Change(str(request.kind), request.right, request.mailbox, request.trustee, request.duration)
+
+
+def change_words(change: Change) -> str:
+    duration = describe_duration(change.duration) if change.duration else None
+    return blocks.describe_change(change.kind, change.right, change.trustee, change.mailbox, duration)
+
+
+async def open_request(
+    ctx: BotContext,
+    change: Change,
+    *,
+    requested_by: str,
+    reason: str,
+    origin_channel: str,
+    origin_thread_ts: str | None,
+    test_user: str | None,
+) -> FixRequest:
+    """Record the request and post its approval card to the IT channel."""
+    channel = ctx.settings.slack.approvals_channel
+    if not channel:
+        raise ConfigError("no approvals channel is set: EMAILDOCTOR_SLACK__APPROVALS_CHANNEL")
+    now = ctx.now()
+    request = await ctx.store.create_request(
+        kind=RequestKind(change.kind),
+        right=change.right,
+        mailbox=change.mailbox,
+        trustee=change.trustee,
+        duration=change.duration,
+        requested_by=requested_by,
+        origin_channel=origin_channel,
+        origin_thread_ts=origin_thread_ts,
+        origin_test_user=test_user,
+        expires_at=now + timedelta(hours=ctx.settings.slack.request_ttl_hours),
+        now=now,
+    )
+    await ctx.store.append_audit(
+        requested_by, f"{change.kind}.requested", change.subject(), "ok", request_id=request.id
+    )
+    card = await ctx.poster.post(channel, _card(ctx, request, reason))
+    await ctx.store.set_card(request.id, card.channel, card.ts)
+    return request
+
+
+def _card(ctx: BotContext, request: FixRequest, reason: str, status: str | None = None) -> blocks.Message:
+    return blocks.approval_card(
+        request_id=str(request.id),
+        requested_by=request.requested_by,
+        change=change_words(change_of(request)),
+        reason=reason,
+        expires=f"<!date^{int(request.expires_at.timestamp())}^{{date_short_pretty}} {{time}}|{request.expires_at:%Y-%m-%d %H:%M} UTC>",
+        it_handle=ctx.approvers.handle if ctx.settings.slack.it_usergroup_id else None,
+        status=status,
+    )
+
+
+def reason_of(request: FixRequest) -> str:
+    if request.origin_test_user:
+        return f"the email test of {request.origin_test_user} failed because this right is missing"
+    return "asked with /sendas"
+
+
+async def update_card(ctx: BotContext, request: FixRequest, status: str) -> None:
+    if request.card_channel and request.card_ts:
+        await ctx.poster.update(
+            Posted(request.card_channel, request.card_ts), _card(ctx, request, reason_of(request), status)
+        )
+
+
+async def tell_origin(ctx: BotContext, request: FixRequest, text: str) -> None:
+    await ctx.poster.post(request.origin_channel, blocks.plain(text), thread_ts=request.origin_thread_ts)
+
+
+async def refuse(ctx: BotContext, request: FixRequest, user: str, channel: str, why: str, action: str) -> None:
+    await ctx.store.append_audit(
+        user, f"{action}.refused", change_of(request).subject(), "refused", request_id=request.id, detail=why
+    )
+    await ctx.poster.ephemeral(channel, user, blocks.plain(why))
+
+
+async def approve(ctx: BotContext, request: FixRequest, approver: str) -> None:
+    """The approver won the decision: run the change, report it on the card and in the thread, re-test."""
+    change = change_of(request)
+    await update_card(ctx, request, f":hourglass_flowing_sand: Approved by <@{approver}>; applying in Exchange…")
+    result = await apply_change(ctx, change, actor=request.requested_by, approved_by=approver, request_id=request.id)
+    if not result.ok:
+        await ctx.store.mark_failed(request.id, result.detail)
+        await update_card(
+            ctx, request, f":x: Approved by <@{approver}>, but Exchange did not apply it: {result.detail}"
+        )
+        await tell_origin(ctx, request, f":x: <@{approver}> approved the fix, but it failed: {result.detail}")
+        return
+    await ctx.store.mark_done(request.id, f"{result.outcome}; read back: {result.verified}")
+    done = "done" if result.outcome == "changed" else "already in place"
+    status = f":white_check_mark: Approved by <@{approver}>: {done}, read back from Exchange."
+    if change.duration:
+        status += f" It is revoked automatically after {describe_duration(change.duration)}."
+    await update_card(ctx, request, status)
+    await tell_origin(ctx, request, f":white_check_mark: <@{approver}> approved: {change_words(change)} is {done}.")
+    if request.origin_test_user and change.kind == "grant":
+        ctx.tasks.spawn(retest(ctx, request), name=f"retest-{request.id}")
+
+
+async def deny(ctx: BotContext, request: FixRequest, decider: str) -> None:
+    await ctx.store.append_audit(
+        decider, f"{request.kind}.denied", change_of(request).subject(), "ok", request_id=request.id
+    )
+    await update_card(ctx, request, f":no_entry: Denied by <@{decider}>.")
+    await tell_origin(
+        ctx, request, f":no_entry: <@{decider}> denied the request to {change_words(change_of(request))}."
+    )
+
+
+def already_decided(request: FixRequest) -> str:
+    if request.status is RequestStatus.EXPIRED:
+        return f"This request expired at {request.expires_at:%Y-%m-%d %H:%M} UTC; ask again from a new test."
+    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+    return f"This request was already {request.status}{who}."
+
+
+async def retest(ctx: BotContext, request: FixRequest) -> None:
+    """Test again with back-off until it passes or the time limit is reached; Exchange takes minutes to apply."""
+    assert request.origin_test_user is not None
+    slack = ctx.settings.slack
+    policy = RetestPolicy(
+        first_delay=slack.retest_first_delay_seconds,
+        max_delay=slack.retest_max_delay_seconds,
+        timeout=slack.retest_timeout_minutes * 60,
+    )
+    user = request.origin_test_user
+    words = RIGHT_WORDS[request.right]
+    progress = await ctx.poster.post(
+        request.origin_channel,
+        blocks.plain(f":arrows_counterclockwise: Re-testing {user} until Exchange applies the {words} right…"),
+        thread_ts=request.origin_thread_ts,
+    )
+
+    async def on_attempt(attempt: int, report: Report) -> None:
+        state = "passed" if report.ok else blocks.title_of(report.diagnosis, report.pending).lower()
+        await ctx.poster.update(
+            progress, blocks.plain(f":arrows_counterclockwise: Re-test {attempt} of {user}: {state}.")
+        )
+
+    outcome = await retest_until_passing(lambda: ctx.doctor.diagnose(user), policy, ctx.sleep, on_attempt)
+    minutes = outcome.waited / 60
+    if outcome.passed:
+        text = (
+            f":white_check_mark: {user}'s email test passes now (re-test {outcome.attempts}, after {minutes:.1f} min)."
+        )
+    elif outcome.stopped_early:
+        text = f":x: {user}'s test now fails for another reason; see the report below."
+    else:
+        text = (
+            f":warning: {user}'s test still fails after {minutes:.0f} min. Exchange can take up to two hours to "
+            f"apply a right; run /emailtest {user} later."
+        )
+    await ctx.poster.update(progress, blocks.plain(text))
+    if outcome.last is not None:
+        origin = {"channel": request.origin_channel, "thread_ts": request.origin_thread_ts or ""}
+        await ctx.poster.post(
+            request.origin_channel,
+            blocks.report_blocks(outcome.last, origin=origin),
+            thread_ts=request.origin_thread_ts,
+        )
+    if outcome.passed and request.origin_thread_ts:
+        await ctx.poster.update(
+            Posted(request.origin_channel, request.origin_thread_ts),
+            blocks.plain(f":white_check_mark: Email test for {user} passes after the fix (see the thread)."),
+        )
+    await ctx.store.append_audit(
+        "emaildoctor",
+        "retest",
+        {"user": user},
+        "ok" if outcome.passed else "failed",
+        request_id=request.id,
+        detail=text,
+    )

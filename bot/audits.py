@@ -1,0 +1,117 @@
+"""Tenant audits from chat and on a schedule: run, store the snapshot, post a summary and the CSV."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot import blocks
+from bot.context import BotContext
+from plugin.errors import ConfigError
+from plugin.resolve import RIGHT_WORDS
+
+if TYPE_CHECKING:
+    from graph.audit_findings import AuditReport, Finding, Snapshot
+
+MAX_LISTED = 8
+
+
+async def previous_snapshot(ctx: BotContext) -> Snapshot | None:
+    from graph.audit_findings import Snapshot
+
+    stored = await ctx.store.latest_snapshot()
+    if stored is None:
+        return None
+    return Snapshot.from_json({**stored.summary, "grants": list(stored.rows)})
+
+
+async def run_audit(ctx: BotContext) -> AuditReport:
+    """Audit the tenant, diff against the last stored snapshot, store this one."""
+    if ctx.auditor is None:
+        raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot audit mailbox rights")
+    previous = await previous_snapshot(ctx)
+    directory = await ctx.directory.load()
+    report = await ctx.auditor.run(directory=directory, previous=previous)
+    snapshot = report.snapshot.to_json()
+    grants = snapshot.pop("grants")
+    await ctx.store.save_snapshot(report.snapshot.taken_at, snapshot, grants)
+    await ctx.store.append_audit(
+        "emaildoctor",
+        "audit",
+        {"mailboxes": report.snapshot.mailboxes, "grants": len(report.snapshot.grants)},
+        "ok",
+        detail=f"{len(report.findings)} findings, {len(report.diff.granted)} granted, {len(report.diff.removed)} removed",
+    )
+    return report
+
+
+def summary(report: AuditReport, *, scheduled: bool) -> blocks.Message:
+    snap = report.snapshot
+    counts = Counter(g.right for g in snap.grants)
+    by_kind: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        by_kind.setdefault(str(finding.kind), []).append(finding)
+    title = "Scheduled mailbox-rights audit" if scheduled else "Mailbox-rights audit"
+    lines = [
+        f"*{title}* of {snap.mailboxes} mailboxes at {_when(snap.taken_at)}",
+        " · ".join(f"{RIGHT_WORDS[right]}: {counts.get(right, 0)}" for right in RIGHT_WORDS),
+    ]
+    if report.diff.previous_taken_at is None:
+        lines.append("Changes: this is the first audit; the next one will show what changed.")
+    elif report.diff.empty:
+        lines.append(f"Changes since {_when(report.diff.previous_taken_at)}: none.")
+    else:
+        lines.append(f"Changes since {_when(report.diff.previous_taken_at)}:")
+        lines += [f"  ➕ {RIGHT_WORDS[g.right]} {g.trustee} → {g.mailbox}" for g in report.diff.granted[:MAX_LISTED]]
+        lines += [f"  ➖ {RIGHT_WORDS[g.right]} {g.trustee} → {g.mailbox}" for g in report.diff.removed[:MAX_LISTED]]
+    predicted = by_kind.get("predicted_send_failure", [])
+    if predicted:
+        lines.append(f":rotating_light: *Sending that will fail before anyone tries* ({len(predicted)}):")
+        lines += [f"  • {_finding(f)}" for f in predicted[:MAX_LISTED]]
+    risky = [f for kind, items in by_kind.items() if kind != "predicted_send_failure" for f in items]
+    if risky:
+        lines.append(f":warning: *Risky grants* ({len(risky)}):")
+        lines += [f"  • {_finding(f)}" for f in risky[:MAX_LISTED]]
+    if not predicted and not risky:
+        lines.append(":white_check_mark: No risky grants and no predicted Send As failures.")
+    text = "\n".join(lines)
+    return lines[0], [{"type": "section", "text": {"type": "mrkdwn", "text": blocks._clip(text)}}]
+
+
+def _finding(finding: Finding) -> str:
+    who = f" (users: {', '.join(finding.users)})" if finding.users else ""
+    return f"{finding.detail}{who} — `{finding.remedy}`"
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def csv_text(report: AuditReport, secrets: list[str]) -> str:
+    from graph.audit_output import write_audit_csv
+
+    stream = io.StringIO()
+    write_audit_csv(report, stream, secrets)
+    return stream.getvalue()
+
+
+async def post_audit(ctx: BotContext, report: AuditReport, channel: str, *, scheduled: bool) -> None:
+    await ctx.poster.post(channel, summary(report, scheduled=scheduled))
+    stamp = report.snapshot.taken_at.strftime("%Y%m%d-%H%M")
+    await ctx.poster.upload(
+        channel,
+        filename=f"mailbox-rights-{stamp}.csv",
+        content=csv_text(report, ctx.secrets),
+        title=f"Mailbox rights {stamp}",
+        comment="Every SendAs, SendOnBehalf and FullAccess grant, with findings.",
+    )
+
+
+def last_summary(stored: Any) -> blocks.Message:
+    data = stored.summary
+    return blocks.plain(
+        f"The last audit ran at {_when(stored.taken_at)}: {data.get('mailboxes', '?')} mailboxes, "
+        f"{len(stored.rows)} grants. Run `/mailaudit run` for a fresh one with findings."
+    )

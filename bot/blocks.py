@@ -1,0 +1,227 @@
+"""Block Kit rendering: the one place that turns reports, requests and audits into Slack messages.
+
+Words come from the catalogue (plugin/catalogue.py) so Slack says what the CLI says. Every payload leaves
+through :func:`redacted`, which passes each string through :func:`plugin.redact.redact`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from plugin.catalogue import CATALOGUE, PENDING
+from plugin.diagnosis import Diagnosis, FixAction, Right
+from plugin.doctor import Check, Report
+from plugin.redact import redact
+from plugin.resolve import RIGHT_WORDS
+
+Block = dict[str, Any]
+Message = tuple[str, list[Block]]
+"""A Slack message: the fallback text and its blocks."""
+
+ACTION_REQUEST_FIX = "request_fix"
+ACTION_APPROVE = "approve_request"
+ACTION_DENY = "deny_request"
+
+CHECK_LABELS = {
+    "email_on_record": "Email address on record",
+    "principal_account": "Signing-in account",
+    "from_mailbox": "From mailbox",
+    "smtp_auth": "SMTP AUTH allowed",
+    "right": "Mailbox right",
+    "server_tls": "Server reachable, TLS",
+    "test_send": "Test send",
+}
+SECTION_LIMIT = 2900  # Slack allows 3000 characters of text in a section
+
+
+def mark(ok: bool | None) -> str:
+    return {True: "✅", False: "❌", None: "➖"}[ok]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+
+
+def _context(*texts: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(t, 2900)} for t in texts if t]}
+
+
+def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + "\n… (shortened)"
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def title_of(diagnosis: Diagnosis | None, pending: bool = False) -> str:
+    if diagnosis is None:
+        return "Passed"
+    return PENDING.title if pending else CATALOGUE[diagnosis.code].title
+
+
+# -- /emailtest ---------------------------------------------------------------------------------------------
+
+
+def testing_message(user: str, requested_by: str) -> Message:
+    text = f":hourglass_flowing_sand: Testing outgoing email for *{user}*… (asked by <@{requested_by}>)"
+    return text, [_section(text)]
+
+
+def summary_message(report: Report, requested_by: str) -> Message:
+    who = report.plan.user.name if report.plan else report.query
+    verdict = "passed" if report.ok else f"failed: {title_of(report.diagnosis, report.pending)}"
+    text = f"{mark(report.ok)} Email test for *{who}* {verdict} (asked by <@{requested_by}>). Details in the thread."
+    return text, [_section(text)]
+
+
+def report_blocks(report: Report, *, origin: Mapping[str, str] | None = None) -> Message:
+    """The full report for the thread: who signs in, From/Sender, checks, diagnosis, and a Request fix button."""
+    plan = report.plan
+    who = plan.user.name if plan else report.query
+    headline = f"{mark(report.ok)} {who}: {title_of(report.diagnosis, report.pending)}"
+    blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}}]
+    if plan is not None:
+        transport = (
+            f"SMTP {plan.host}:{plan.port} ({plan.security})" if str(plan.transport) == "smtp" else "Microsoft Graph"
+        )
+        blocks.append(
+            _section(
+                f"*Who signs in:* {plan.principal}\n*From:* {plan.from_addr}"
+                + (f"   *Sender:* {plan.sender}" if plan.sender else "")
+                + f"\n*How:* {transport}, {plan.server_source}"
+            )
+        )
+        blocks.append(_context(plan.explanation))
+    if report.checks:
+        blocks.append(_section("\n".join(_check_line(check) for check in report.checks)))
+    diagnosis = report.diagnosis
+    if diagnosis is not None:
+        blocks.append(_section(f"*Cause:* {diagnosis.cause}\n*Fix:* {diagnosis.fix}"))
+        if diagnosis.evidence:
+            blocks.append(_context(*(f"• {item}" for item in diagnosis.evidence[:6])))
+        if diagnosis.fix_action is not None and not report.pending:
+            value = fix_value(diagnosis.fix_action, report, origin or {})
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": "fix",
+                    "elements": [_button("Request fix", ACTION_REQUEST_FIX, value, "primary")],
+                }
+            )
+    code = f" · code `{diagnosis.code}` · who acts: {diagnosis.remedy}" if diagnosis else ""
+    blocks.append(_context(f"test id {report.test_id}{code}"))
+    return headline, blocks
+
+
+def _check_line(check: Check) -> str:
+    return f"{mark(check.ok)} *{CHECK_LABELS.get(check.name, check.name)}* — {check.detail}"
+
+
+def transcript_message(report: Report) -> Message | None:
+    if report.smtp is None or not report.smtp.transcript:
+        return None
+    lines = list(report.smtp.transcript)
+    body = "\n".join(lines)
+    if len(body) > SECTION_LIMIT - 60:
+        head, tail = lines[:20], lines[-15:]
+        body = "\n".join([*head, f"… {len(lines) - 35} lines omitted …", *tail])
+    text = "SMTP transcript (secrets redacted)"
+    return text, [_section(f"*{text}*\n```{_clip(body, SECTION_LIMIT - 60)}```")]
+
+
+def fix_value(action: FixAction, report: Report, origin: Mapping[str, str]) -> str:
+    return json.dumps(
+        {
+            "right": str(action.right),
+            "mailbox": action.mailbox,
+            "trustee": action.trustee,
+            "user": report.plan.user.login if report.plan else report.query,
+            "test_id": report.test_id,
+            **origin,
+        },
+        separators=(",", ":"),
+    )
+
+
+# -- approvals ----------------------------------------------------------------------------------------------
+
+
+def describe_change(kind: str, right: Right, trustee: str, mailbox: str, duration: str | None = None) -> str:
+    verb = "grant" if kind == "grant" else "remove"
+    words = RIGHT_WORDS[right]
+    tail = f" for {duration}" if duration else ""
+    if verb == "grant":
+        return f"grant *{trustee}* {words} on *{mailbox}*'s mailbox{tail}"
+    return f"remove *{trustee}*'s {words} on *{mailbox}*'s mailbox"
+
+
+def approval_card(
+    *,
+    request_id: str,
+    requested_by: str,
+    change: str,
+    reason: str,
+    expires: str,
+    it_handle: str | None,
+    status: str | None = None,
+) -> Message:
+    text = f"<@{requested_by}> asks to {change}."
+    blocks: list[Block] = [_section(f":key: {text}\n*Why:* {reason}")]
+    if status is None:
+        who = f"members of {it_handle}" if it_handle else "IT admins"
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "decision",
+                "elements": [
+                    _button("Approve", ACTION_APPROVE, request_id, "primary"),
+                    _button("Deny", ACTION_DENY, request_id, "danger"),
+                ],
+            }
+        )
+        blocks.append(
+            _context(f"Only {who} can decide; the requester cannot approve their own request. Expires {expires}.")
+        )
+    else:
+        blocks.append(_section(status))
+    blocks.append(_context(f"request {request_id}"))
+    return text, blocks
+
+
+def plain(text: str) -> Message:
+    return text, [_section(text)]
+
+
+def lines_message(title: str, lines: Sequence[str], *, empty: str = "none") -> Message:
+    body = "\n".join(lines) if lines else f"_{empty}_"
+    return title, [_section(f"*{title}*\n{body}")]
+
+
+# -- safety -------------------------------------------------------------------------------------------------
+
+
+def redacted(value: Any, secrets: Iterable[str]) -> Any:
+    """Every string in a payload, redacted (text, blocks, button values)."""
+    secret_list = list(secrets)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return redact(item, secret_list)
+        if isinstance(item, list):
+            return [walk(element) for element in item]
+        if isinstance(item, dict):
+            return {key: walk(element) for key, element in item.items()}
+        return item
+
+    return walk(value)

@@ -1,0 +1,96 @@
+"""Granting and revoking from chat: always written to the audit log before it runs and again with its outcome,
+read back from Exchange before it reports success, and remembered when it is time-bound."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bot.context import BotContext
+from plugin.diagnosis import Right
+from plugin.errors import ConfigError
+
+if TYPE_CHECKING:
+    from graph.permissions_model import ChangeResult
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+MAX_DURATION = timedelta(days=30)
+RIGHTS = {"sendas": Right.SEND_AS, "sendonbehalf": Right.SEND_ON_BEHALF, "fullaccess": Right.FULL_ACCESS}
+
+
+def parse_right(text: str) -> Right:
+    key = text.strip().casefold().replace("-", "").replace("_", "").replace(" ", "")
+    if key not in RIGHTS:
+        raise ConfigError(f"'{text}' is not a right: use SendAs, SendOnBehalf or FullAccess")
+    return RIGHTS[key]
+
+
+def parse_duration(text: str) -> timedelta:
+    """'8h', '30m', '2d', '1h30m' → a timedelta between one minute and 30 days."""
+    match = _DURATION.match(text.strip().casefold())
+    if not match or not any(match.groups()):
+        raise ConfigError(f"'{text}' is not a duration: use e.g. 30m, 8h, 2d or 1h30m")
+    days, hours, minutes = (int(part or 0) for part in match.groups())
+    duration = timedelta(days=days, hours=hours, minutes=minutes)
+    if not timedelta(minutes=1) <= duration <= MAX_DURATION:
+        raise ConfigError("a time-bound grant lasts between 1 minute and 30 days")
+    return duration
+
+
+def describe_duration(duration: timedelta) -> str:
+    minutes = int(duration.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    return "".join(parts) or "0m"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    """'grant' or 'revoke'."""
+    right: Right
+    mailbox: str
+    trustee: str
+    duration: timedelta | None = None
+
+    def subject(self) -> dict[str, object]:
+        subject: dict[str, object] = {"right": str(self.right), "mailbox": self.mailbox, "trustee": self.trustee}
+        if self.duration is not None:
+            subject["duration_seconds"] = int(self.duration.total_seconds())
+        return subject
+
+
+async def apply_change(
+    ctx: BotContext, change: Change, *, actor: str, approved_by: str | None, request_id: int | None
+) -> ChangeResult:
+    """Run the change against Exchange inside the audit log's two-phase record.
+
+    If the store cannot record the start, :class:`bot.store.StoreError` is raised and nothing is changed.
+    """
+    permissions = ctx.permissions
+    if permissions is None:
+        raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot change mailbox rights")
+    async with ctx.store.audited(
+        actor, change.kind, change.subject(), approved_by=approved_by, request_id=request_id
+    ) as record:
+        if change.kind == "grant":
+            expires = ctx.now() + change.duration if change.duration else None
+            result = await permissions.grant(change.right, change.mailbox, change.trustee, expires_at=expires)
+        else:
+            result = await permissions.revoke(change.right, change.mailbox, change.trustee)
+        record.result = "ok" if result.ok else "failed"
+        verified = "read back from Exchange" if result.verified else "not verified"
+        record.detail = f"{result.outcome}: {result.detail} ({verified})"
+    if change.kind == "grant" and result.ok and change.duration is not None:
+        await ctx.store.add_timed_grant(
+            change.right,
+            change.mailbox,
+            change.trustee,
+            ctx.now() + change.duration,
+            request_id=request_id,
+            granted_by=approved_by or actor,
+        )
+    return result

@@ -1,0 +1,48 @@
+"""What the bot's listeners work with, built once by :func:`bot.services.build_bot_services` (or by tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from bot.people import Approvers
+from bot.slack_io import Poster
+from bot.store import Clock, Store
+from bot.tasks import TaskRegistry
+from plugin.directory import DirectorySource
+from plugin.doctor import Doctor
+from plugin.settings import Settings
+
+if TYPE_CHECKING:
+    from graph.audit import TenantAudit
+    from graph.permissions import PermissionService
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class BotContext:
+    settings: Settings
+    doctor: Doctor
+    directory: DirectorySource
+    store: Store
+    poster: Poster
+    approvers: Approvers
+    clock: Clock
+    permissions: PermissionService | None
+    """None when Microsoft 365 is not configured: /sendas and grants say so."""
+    auditor: TenantAudit | None
+    replica: str
+    """This process's name in scheduled-run and revocation claims."""
+    secrets: list[str] = field(default_factory=list)
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def now(self) -> datetime:
+        return self.clock.now()

@@ -1,0 +1,131 @@
+"""`/sendas show <mailbox>` · `/sendas who <user>` · `/sendas grant|revoke <right> <trustee> <mailbox> [for 8h]`.
+
+IT admins grant and revoke directly; anyone else gets an approval request posted for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot import approvals, blocks
+from bot.changes import Change, apply_change, describe_duration, parse_duration, parse_right
+from bot.context import BotContext
+from plugin.errors import ConfigError
+from plugin.resolve import RIGHT_WORDS
+
+USAGE = (
+    "Usage: `/sendas show <mailbox>` · `/sendas who <user>` · "
+    "`/sendas grant|revoke <SendAs|SendOnBehalf|FullAccess> <trustee> <mailbox> [for 8h]`\n"
+    "Example: `/sendas grant SendAs admin@business.com alice@business.com for 8h` lets admin@ send as alice@ "
+    "for eight hours."
+)
+
+
+@dataclass(frozen=True)
+class SendAsCommand:
+    verb: str
+    target: str = ""
+    change: Change | None = None
+
+
+def parse(text: str) -> SendAsCommand:
+    words = text.split()
+    if not words:
+        raise ConfigError(USAGE)
+    verb = words[0].casefold()
+    if verb in ("show", "who") and len(words) == 2:
+        return SendAsCommand(verb, target=words[1])
+    if verb in ("grant", "revoke") and len(words) in (4, 6):
+        duration: timedelta | None = None
+        if len(words) == 6:
+            if words[4].casefold() != "for" or verb != "grant":
+                raise ConfigError("only a grant can be time-bound: `... for 8h`\n" + USAGE)
+            duration = parse_duration(words[5])
+        return SendAsCommand(verb, change=Change(verb, parse_right(words[1]), words[3], words[2], duration))
+    raise ConfigError(USAGE)
+
+
+def register(app: AsyncApp, ctx: BotContext) -> None:
+    @app.command("/sendas")
+    async def sendas(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        parsed = parse(command.get("text", ""))
+        user = command["user_id"]
+        permissions = ctx.permissions
+        if permissions is None:
+            raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot read or change mailbox rights")
+        if parsed.verb == "show":
+            rights = await permissions.show(parsed.target)
+            await _respond(ctx, respond, blocks.lines_message(f"Rights on {rights.mailbox}", _show_lines(rights)))
+            return
+        if parsed.verb == "who":
+            grants = await permissions.who(parsed.target)
+            lines = [
+                f"• {RIGHT_WORDS[g.right]} on {g.mailbox}" + (" (inherited)" if g.inherited else "") for g in grants
+            ]
+            title = f"What {parsed.target} can send as, on behalf of, or open"
+            await _respond(ctx, respond, blocks.lines_message(title, lines, empty="no rights on other mailboxes"))
+            return
+        assert parsed.change is not None
+        change = parsed.change
+        if await ctx.approvers.is_it(user):
+            result = await apply_change(ctx, change, actor=user, approved_by=user, request_id=None)
+            words = approvals.change_words(change)
+            if result.ok:
+                done = "done" if result.outcome == "changed" else "already so, nothing changed"
+                tail = (
+                    f" It is revoked automatically after {describe_duration(change.duration)}."
+                    if change.duration
+                    else ""
+                )
+                text = f":white_check_mark: {words}: {done} (read back from Exchange).{tail}"
+            else:
+                text = f":x: Could not {words}: {result.detail}"
+            await _respond(ctx, respond, blocks.plain(text), in_channel=result.ok)
+            return
+        request = await approvals.open_request(
+            ctx,
+            change,
+            requested_by=user,
+            reason="asked with /sendas",
+            origin_channel=command["channel_id"],
+            origin_thread_ts=None,
+            test_user=None,
+        )
+        await _respond(
+            ctx,
+            respond,
+            blocks.plain(f"Only IT can change rights directly, so request {request.id} went to IT for approval."),
+        )
+
+
+def _show_lines(rights: Any) -> list[str]:
+    lines: list[str] = []
+    for label, grants in (
+        ("Send As", rights.send_as),
+        ("Send on Behalf", rights.send_on_behalf),
+        ("Full Access", rights.full_access),
+    ):
+        holders = [
+            g.trustee
+            + (f" ({g.trustee_kind})" if str(g.trustee_kind) != "user" else "")
+            + (" (inherited)" if g.inherited else "")
+            + (" (deny)" if g.deny else "")
+            for g in grants
+        ]
+        lines.append(f"*{label}:* " + (", ".join(holders) if holders else "_nobody_"))
+    return lines
+
+
+async def _respond(
+    ctx: BotContext, respond: AsyncRespond, message: blocks.Message, *, in_channel: bool = False
+) -> None:
+    text, body = message
+    payload = blocks.redacted({"text": text, "blocks": body}, ctx.secrets)
+    await respond(response_type="in_channel" if in_channel else "ephemeral", **payload)

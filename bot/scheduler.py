@@ -1,0 +1,113 @@
+"""Work on a clock: scheduled audits (once across replicas), expiring requests, revoking time-bound grants.
+
+Each tick is idempotent and safe to run on every replica: scheduled audits are claimed per cron slot, and
+revocations per grant, through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from croniter import croniter
+
+from bot import approvals, audits, blocks
+from bot.changes import Change, apply_change
+from bot.context import BotContext
+from plugin.errors import ConfigError, EmailDoctorError
+from plugin.resolve import RIGHT_WORDS
+
+log = logging.getLogger(__name__)
+AUDIT_JOB = "audit"
+TIME_LIMIT_ACTOR = "emaildoctor (time limit)"
+
+
+def check_cron(expression: str) -> None:
+    if not croniter.is_valid(expression):
+        raise ConfigError(f"slack.audit_cron (EMAILDOCTOR_SLACK__AUDIT_CRON): '{expression}' is not a cron expression")
+
+
+def due_slot(expression: str, now: datetime) -> datetime:
+    """The most recent time the cron expression fired, at or before ``now`` (UTC)."""
+    slot: datetime = croniter(expression, now + timedelta(seconds=1)).get_prev(datetime)
+    return slot
+
+
+def next_runs(expression: str, now: datetime, count: int = 3) -> list[datetime]:
+    iterator = croniter(expression, now)
+    return [iterator.get_next(datetime) for _ in range(count)]
+
+
+class Scheduler:
+    def __init__(self, ctx: BotContext, *, started_at: datetime) -> None:
+        self.ctx = ctx
+        self.started_at = started_at
+        cron = ctx.settings.slack.audit_cron
+        if cron:
+            check_cron(cron)
+
+    async def run(self, stop: asyncio.Event, interval: float = 30.0) -> None:
+        while not stop.is_set():
+            await self.tick()
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                continue
+
+    async def tick(self) -> None:
+        for job in (self.expire_requests, self.revoke_expired_grants, self.scheduled_audit):
+            try:
+                await job()
+            except EmailDoctorError as exc:  # one failing job must not stop the others or the loop
+                log.warning("scheduled job %s failed: %s", job.__name__, exc)
+
+    async def expire_requests(self) -> None:
+        for request in await self.ctx.store.expire_due(self.ctx.now()):
+            await approvals.update_card(self.ctx, request, ":hourglass: Expired without a decision.")
+
+    async def revoke_expired_grants(self) -> None:
+        ctx = self.ctx
+        for grant in await ctx.store.due_timed_grants(ctx.now()):
+            if not await ctx.store.claim_timed_grant_revocation(grant.id, ctx.replica):
+                continue
+            change = Change("revoke", grant.right, grant.mailbox, grant.trustee)
+            try:
+                result = await apply_change(
+                    ctx, change, actor=TIME_LIMIT_ACTOR, approved_by=grant.granted_by, request_id=grant.request_id
+                )
+                ok, detail = result.ok, result.detail
+            except EmailDoctorError as exc:
+                ok, detail = False, str(exc)
+            await ctx.store.mark_timed_grant_revoked(grant.id, ok, detail)
+            words = f"{grant.trustee}'s {RIGHT_WORDS[grant.right]} on {grant.mailbox}"
+            text = (
+                f":alarm_clock: The time limit ran out: {words} was removed (granted by <@{grant.granted_by}>)."
+                if ok
+                else f":x: The time limit ran out but removing {words} failed: {detail}. Remove it by hand."
+            )
+            channel = ctx.settings.slack.approvals_channel
+            if channel:
+                await ctx.poster.post(channel, blocks.plain(text))
+
+    async def scheduled_audit(self) -> None:
+        ctx = self.ctx
+        cron = ctx.settings.slack.audit_cron
+        if not cron or ctx.auditor is None:
+            return
+        slot = due_slot(cron, ctx.now())
+        if slot < self.started_at:
+            return  # the slot passed before this replica started; the next one is ours to run
+        if not await ctx.store.claim_run(AUDIT_JOB, slot, ctx.replica):
+            return
+        channel = ctx.settings.slack.audit_channel
+        try:
+            report = await audits.run_audit(ctx)
+            if channel:
+                await audits.post_audit(ctx, report, channel, scheduled=True)
+            result = f"ok: {report.snapshot.mailboxes} mailboxes, {len(report.findings)} findings"
+        except EmailDoctorError as exc:
+            result = f"failed: {exc}"
+            if channel:
+                await ctx.poster.post(channel, blocks.plain(f":x: The scheduled audit failed: {exc}"))
+        await ctx.store.finish_run(AUDIT_JOB, slot, result)

@@ -1,0 +1,61 @@
+"""Serving the bot: HTTP mode (aiohttp, with a health endpoint) or Socket Mode, chosen by settings."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.app.async_app import AsyncApp
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+
+
+def build_web_app(app: AsyncApp) -> web.Application:
+    async def events(request: web.Request) -> web.Response:
+        bolt_response = await app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "service": "emaildoctor-bot"})
+
+    web_app = web.Application()
+    web_app.add_routes([web.post(EVENTS_PATH, events), web.get(HEALTH_PATH, health)])
+    return web_app
+
+
+@dataclass
+class RunningServer:
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{EVENTS_PATH}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve_http(app: AsyncApp, host: str, port: int) -> RunningServer:
+    """Serve on host:port (port 0 picks a free one); returns once listening."""
+    runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return RunningServer(runner=runner, host=host, port=int(runner.addresses[0][1]))
+
+
+async def run_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event) -> None:
+    """Connect to Slack over Socket Mode (no public URL needed) until ``stop`` is set."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(app, app_token)
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
+    try:
+        await stop.wait()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]

@@ -1,0 +1,109 @@
+"""Talking to Slack: the Web API client from settings, and posting that always redacts first."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import Message, redacted
+from plugin.diagnosis import Code
+from plugin.errors import ConfigError, ServiceError
+from plugin.settings import SlackSettings
+
+
+def build_web_client(settings: SlackSettings) -> AsyncWebClient:
+    """Slack's Web API client: base URL and CA from settings, retries that honour Retry-After on 429."""
+    if settings.bot_token is None:
+        raise ConfigError("the Slack bot needs EMAILDOCTOR_SLACK__BOT_TOKEN (the xoxb-… token of the app)")
+    context = ssl.create_default_context()
+    if settings.ca_file is not None:
+        context.load_verify_locations(cafile=str(settings.ca_file))
+    return AsyncWebClient(
+        token=settings.bot_token.get_secret_value(),
+        base_url=settings.api_url,
+        ssl=context,
+        timeout=30,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Posted:
+    channel: str
+    ts: str
+
+
+class Poster:
+    """Posts, updates and ephemeral messages, every payload redacted with the known secrets."""
+
+    def __init__(self, client: AsyncWebClient, secrets: Sequence[str]) -> None:
+        self.client = client
+        self._secrets = list(secrets)
+
+    def _payload(self, message: Message) -> dict[str, Any]:
+        text, blocks = message
+        payload: dict[str, Any] = redacted({"text": text, "blocks": blocks}, self._secrets)
+        return payload
+
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> Posted:
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **self._payload(message)
+            )
+        except SlackApiError as exc:
+            raise _slack_error("post a message", exc) from exc
+        return Posted(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    async def update(self, where: Posted, message: Message) -> None:
+        try:
+            await self.client.chat_update(channel=where.channel, ts=where.ts, **self._payload(message))
+        except SlackApiError as exc:
+            raise _slack_error("update a message", exc) from exc
+
+    async def ephemeral(self, channel: str, user: str, message: Message, *, thread_ts: str | None = None) -> None:
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, **self._payload(message)
+            )
+        except SlackApiError as exc:
+            raise _slack_error("show you a message", exc) from exc
+
+    async def upload(self, channel: str, *, filename: str, content: str, title: str, comment: str) -> None:
+        text = redacted(content, self._secrets)
+        try:
+            await self.client.files_upload_v2(
+                channel=channel, filename=filename, content=text, title=title, initial_comment=comment
+            )
+        except SlackApiError as exc:
+            raise _slack_error("upload a file", exc) from exc
+
+
+def _slack_error(what: str, exc: SlackApiError) -> ServiceError:
+    error = str(exc.response.get("error", "unknown_error"))
+    hint = {
+        "not_in_channel": "invite the emaildoctor app to the channel (/invite @emaildoctor)",
+        "channel_not_found": "check the channel setting, and invite the app to private channels",
+        "ratelimited": "Slack is rate-limiting the app; it will retry",
+        "invalid_auth": "check EMAILDOCTOR_SLACK__BOT_TOKEN",
+        "not_authed": "check EMAILDOCTOR_SLACK__BOT_TOKEN",
+    }.get(error, "")
+    code = Code.THROTTLED if error == "ratelimited" else Code.SERVER_UNAVAILABLE
+    return ServiceError(f"Slack refused to {what}: {error}" + (f" ({hint})" if hint else ""), code=code)
+
+
+def is_channel_problem(error: ServiceError) -> bool:
+    return "not_in_channel" in str(error) or "channel_not_found" in str(error)

@@ -1,0 +1,78 @@
+"""Microsoft 365 assembled from settings: one sign-in, one HTTP client, Graph, the Exchange admin API, the
+permissions service and the tenant audit. Implements :class:`plugin.interfaces.Microsoft365`.
+
+Nothing here does I/O until first used; :meth:`M365Services.aclose` releases the connections.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from graph.audit import Clock, TenantAudit
+from graph.auth import AppTokenProvider, exchange_scope
+from graph.exchange import ExchangeAdmin
+from graph.graph_client import GraphClient
+from graph.http import build_http_client
+from graph.mail import GraphMailer
+from graph.permissions import PermissionService
+from graph.users import GraphUserDirectory
+from plugin.errors import ConfigError
+from plugin.probe_request import TokenSource
+from plugin.settings import M365Settings
+
+
+class M365Services:
+    def __init__(self, settings: M365Settings, *, clock: Clock | None = None, audit_concurrency: int = 8) -> None:
+        if not settings.configured or settings.tenant_id is None:
+            raise ConfigError(
+                "Microsoft 365 is not configured: set EMAILDOCTOR_M365__TENANT_ID, EMAILDOCTOR_M365__CLIENT_ID and a "
+                "credential (see README.md, 'Connect a real tenant')"
+            )
+        self.settings = settings
+        self.tokens = AppTokenProvider(settings)
+        self._http = build_http_client(settings)
+        self.graph = GraphClient(settings, self.tokens.credential())
+        self.exchange = ExchangeAdmin(
+            self._http,
+            self.tokens.token_source(exchange_scope(settings)),
+            base_url=settings.exchange_url,
+            tenant_id=settings.tenant_id,
+            timeout=settings.timeout,
+        )
+        self.permissions = PermissionService(self.exchange, clock=clock)
+        self.directory = GraphUserDirectory(self.graph, self.permissions.smtp_auth)
+        self.graph_mailer = GraphMailer(self.graph, confirm_delivery=settings.read_mail_to_confirm)
+        self.audit = TenantAudit(self.exchange, self.directory, clock=clock, concurrency=audit_concurrency)
+
+    # plugin.interfaces.Microsoft365
+    @property
+    def users(self) -> GraphUserDirectory:
+        return self.directory
+
+    @property
+    def rights(self) -> PermissionService:
+        return self.permissions
+
+    @property
+    def mailer(self) -> GraphMailer:
+        return self.graph_mailer
+
+    def smtp_token_source(self) -> TokenSource:
+        return self.tokens.token_source(exchange_scope(self.settings))
+
+    @property
+    def secrets(self) -> list[str]:
+        return self.tokens.secrets
+
+    async def aclose(self) -> None:
+        await self.graph.aclose()
+        await self._http.aclose()
+        await self.tokens.aclose()
+
+    async def __aenter__(self) -> M365Services:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
