@@ -1,0 +1,337 @@
+"""The tenant audit: every SendAs, SendOnBehalf and FullAccess grant, with tenant-wide paged queries.
+
+Phases (requests for a tenant of N mailboxes with G SendAs grants, page size P ≤ 1000):
+
+1. **SendOnBehalf**: ``Get-Mailbox -Filter 'GrantSendOnBehalfTo -ne $null' -ResultSize Unlimited`` in pages (only
+   mailboxes that have delegates).
+2. **SendAs**: ``Get-RecipientPermission -AccessRights SendAs -ResultSize Unlimited`` without an Identity, in
+   pages: (N + G) / P requests (one ``NT AUTHORITY\\SELF`` row per mailbox comes along and is dropped).
+3. **Mailboxes and FullAccess**: ``Get-Mailbox -ResultSize Unlimited`` in pages (N / P requests). The API has no
+   tenant-wide FullAccess query, so each listed page feeds ``Get-MailboxPermission -Identity`` for its mailboxes,
+   10 per ``$batch`` (N / 10 requests), run by a bounded pool of workers while the listing goes on.
+4. **Trustees**: the directory (``all_users``) is streamed once and only the facts of trustees that hold something
+   are kept (disabled, guest, unknown); disabled trustees that are shared mailboxes are checked with one more
+   ``$batch`` per 10 of them (a shared mailbox's account is always disabled and that is no risk).
+
+Memory: one page of each listing at a time, a bounded queue of mailbox chunks, the pending grants and the facts of
+their trustees, i.e. the size of the result, not of the tenant. Raw responses are never kept. Throttling is the
+client's (:class:`graph.exchange.ExchangeAdmin`): Retry-After is honoured, in-flight requests are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from graph.audit_findings import AuditReport, Snapshot, diff, findings
+from graph.exchange import Command, ExchangeAdmin
+from graph.permissions import mailbox_permission_grant, recipient_permission_grant
+from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, external_address, kind_from_label
+from plugin.addresses import is_address
+from plugin.diagnosis import Right
+from plugin.directory import Directory
+from plugin.errors import EmailDoctorError, NotFoundError
+from plugin.interfaces import MailboxKind, UserRecord
+
+SHARED_TYPES = {"sharedmailbox", "roommailbox", "equipmentmailbox"}
+LISTING_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName")
+
+
+class UserSource(Protocol):
+    """The Microsoft 365 directory, streamed (``graph.users.GraphUserDirectory`` implements it)."""
+
+    def all_users(self, page_size: int = 999) -> AsyncIterator[UserRecord]: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class AuditProgress:
+    """``mailboxes_done`` of ``mailboxes_listed`` have had their FullAccess read; the total is final once
+    ``listing_complete`` (Exchange does not say how many mailboxes there are before listing them)."""
+
+    phase: str
+    mailboxes_done: int
+    mailboxes_listed: int
+    listing_complete: bool
+
+
+@dataclass(frozen=True)
+class AuditStats:
+    """Requests the audit sent (each ``$batch`` counts once), items in batches, retries after throttling, time."""
+
+    requests: int
+    batch_items: int
+    retries: int
+    throttled: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Facts:
+    address: str
+    enabled: bool
+    guest: bool
+    mailbox: MailboxKind
+
+
+class TenantAudit:
+    def __init__(
+        self,
+        exchange: ExchangeAdmin,
+        users: UserSource,
+        *,
+        clock: Clock | None = None,
+        concurrency: int = 8,
+        progress: Callable[[AuditProgress], None] | None = None,
+        include_system: bool = False,
+    ) -> None:
+        self._exchange = exchange
+        self._users = users
+        self._clock = clock
+        self._concurrency = max(1, concurrency)
+        self._progress = progress
+        self._include_system = include_system
+        self.stats: AuditStats | None = None
+
+    async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
+        """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
+        snapshot = await self.snapshot()
+        return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=findings(snapshot, directory))
+
+    async def snapshot(self) -> Snapshot:
+        started, before = time.monotonic(), dataclasses.replace(self._exchange.stats)
+        run = _Run(self)
+        grants = await run.collect()
+        after = self._exchange.stats
+        self.stats = AuditStats(
+            requests=after.requests - before.requests,
+            batch_items=after.batch_items - before.batch_items,
+            retries=after.retries - before.retries,
+            throttled=after.throttled - before.throttled,
+            seconds=time.monotonic() - started,
+        )
+        taken_at = self._clock.now() if self._clock else datetime.now(UTC)
+        return Snapshot(
+            tenant=self._exchange.tenant_id,
+            taken_at=taken_at,
+            grants=tuple(sorted(grants)),
+            mailboxes=run.listed,
+            warnings=tuple(run.warnings),
+        )
+
+
+class _Run:
+    """The state of one audit: pending grants by mailbox Name, delegate Names, trustee facts."""
+
+    def __init__(self, audit: TenantAudit) -> None:
+        self.audit = audit
+        self.exchange = audit._exchange
+        self.grants: list[Grant] = []
+        self.send_as: dict[str, list[Grant]] = {}  # mailbox Name/Identity (casefold) → SendAs rows awaiting an address
+        self.delegations: list[tuple[str, str]] = []  # (mailbox address, delegate Name)
+        self.names: dict[str, str] = {}  # recipient Name (casefold) → address, for the Names we need
+        self.domains: set[str] = set()
+        self.listed = 0
+        self.done = 0
+        self.listing_complete = False
+        self.warnings: list[str] = []
+
+    async def collect(self) -> list[Grant]:
+        await self._send_on_behalf()
+        await self._send_as()
+        await self._mailboxes_and_full_access()
+        while self.send_as:
+            name, rows = self.send_as.popitem()
+            address = self.names.get(name) or None
+            if address is None:
+                self.warnings.append(f"SendAs on '{name}', which is not a mailbox (a group?), kept under that name")
+            self.grants.extend(dataclasses.replace(g, mailbox=address or g.mailbox) for g in rows)
+        for mailbox, name in self.delegations:
+            address = self.names.get(name.casefold()) or None
+            label = address or display_trustee(name)
+            self.grants.append(Grant(Right.SEND_ON_BEHALF, mailbox, label, _unresolved_kind(name, address)))
+        return await self._classify()
+
+    # --- phases 1 and 2: tenant-wide queries ------------------------------------------------------------------
+    async def _send_on_behalf(self) -> None:
+        self._report("send_on_behalf")
+        async for page in self.exchange.pages(
+            "Get-Mailbox",
+            {"Filter": "GrantSendOnBehalfTo -ne $null", "ResultSize": "Unlimited"},
+            select=("PrimarySmtpAddress", "GrantSendOnBehalfTo"),
+        ):
+            for row in page.rows:
+                mailbox = str(row.get("PrimarySmtpAddress") or "")
+                for name in row.get("GrantSendOnBehalfTo") or []:
+                    self.delegations.append((mailbox, str(name)))
+                    self.names.setdefault(str(name).casefold(), "")
+
+    async def _send_as(self) -> None:
+        self._report("send_as")
+        async for page in self.exchange.pages(
+            "Get-RecipientPermission", {"AccessRights": ["SendAs"], "ResultSize": "Unlimited"}
+        ):
+            for row in page.rows:
+                if str(row.get("Trustee") or "").upper() == SELF:
+                    continue
+                name = str(row.get("Identity") or "")
+                grant = recipient_permission_grant(row, name)
+                if grant is not None and self._keep(grant):
+                    self.send_as.setdefault(name.casefold(), []).append(grant)
+                    self.names.setdefault(name.casefold(), "")
+
+    # --- phase 3: the mailbox listing feeds the per-mailbox FullAccess reads --------------------------------
+    async def _mailboxes_and_full_access(self) -> None:
+        queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=self.audit._concurrency * 2)
+        workers = self.audit._concurrency
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(self._full_access_worker(queue))
+                chunk: list[str] = []
+                async for page in self.exchange.pages(
+                    "Get-Mailbox", {"ResultSize": "Unlimited"}, select=LISTING_FIELDS
+                ):
+                    for row in page.rows:
+                        address = str(row.get("PrimarySmtpAddress") or row.get("UserPrincipalName") or "")
+                        self._note_mailbox(row, address)
+                        chunk.append(address)
+                        if len(chunk) == self.exchange.batch_size:
+                            await queue.put(chunk)
+                            chunk = []
+                    self.listed += len(page.rows)
+                    self._report("full_access")
+                if chunk:
+                    await queue.put(chunk)
+                self.listing_complete = True
+                self._report("full_access")
+                for _ in range(workers):
+                    await queue.put(None)
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from group_error
+
+    async def _full_access_worker(self, queue: asyncio.Queue[list[str] | None]) -> None:
+        while (chunk := await queue.get()) is not None:
+            outcomes = await self.exchange.batch(
+                [Command("Get-MailboxPermission", {"Identity": a}, anchor=a) for a in chunk]
+            )
+            for address, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome.error, NotFoundError):
+                    self.warnings.append(f"{address} disappeared during the audit: {outcome.error}")
+                    continue
+                rows = outcome.unwrap().rows
+                self.grants.extend(g for r in rows if (g := mailbox_permission_grant(r, address)) and self._keep(g))
+            self.done += len(chunk)
+            self._report("full_access")
+
+    def _note_mailbox(self, row: dict[str, object], address: str) -> None:
+        if "@" in address:
+            self.domains.add(address.rsplit("@", 1)[1].casefold())
+        for field in ("Identity", "Name"):
+            key = str(row.get(field) or "").casefold()
+            if key in self.names:
+                self.names[key] = address
+
+    def _keep(self, grant: Grant) -> bool:
+        return self.audit._include_system or not (grant.inherited and _system(grant))
+
+    # --- phase 4: trustee facts ------------------------------------------------------------------------------
+    async def _classify(self) -> list[Grant]:
+        self._report("trustees")
+        wanted: set[str] = {
+            g.trustee.casefold() for g in self.grants if g.trustee_kind in (TrusteeKind.USER, TrusteeKind.EXTERNAL)
+        }
+        wanted |= {g.trustee.casefold() for g in self.grants if g.trustee_kind is TrusteeKind.UNKNOWN}
+        facts: dict[str, _Facts] = {}
+        async for user in self.audit._users.all_users():
+            keys = _keys(user)
+            if keys & wanted:
+                fact = _Facts(user.mail or user.upn, user.enabled, user.guest, user.mailbox)
+                for key in keys & wanted:
+                    facts[key] = fact
+        shared = await self._shared({f.address for f in facts.values() if not f.enabled and not f.guest})
+        for index, grant in enumerate(self.grants):  # in place: the unclassified row is freed at once
+            self.grants[index] = self._reclassify(grant, facts, shared)
+        return self.grants
+
+    async def _shared(self, addresses: Iterable[str]) -> set[str]:
+        """Which of these disabled accounts are shared (or room/equipment) mailboxes."""
+        candidates = sorted(addresses)
+        outcomes = await self.exchange.batch(
+            [Command("Get-Mailbox", {"Identity": a}, select=("RecipientTypeDetails",)) for a in candidates]
+        )
+        shared: set[str] = set()
+        for address, outcome in zip(candidates, outcomes, strict=True):
+            if isinstance(outcome.error, NotFoundError):
+                continue  # no mailbox at all: a disabled user
+            rows = outcome.unwrap().rows
+            if rows and str(rows[0].get("RecipientTypeDetails") or "").casefold() in SHARED_TYPES:
+                shared.add(address.casefold())
+        return shared
+
+    def _reclassify(self, grant: Grant, facts: dict[str, _Facts], shared: set[str]) -> Grant:
+        if grant.trustee_kind not in (TrusteeKind.USER, TrusteeKind.EXTERNAL, TrusteeKind.UNKNOWN):
+            return grant
+        fact = facts.get(grant.trustee.casefold())
+        if fact is None:
+            domain = grant.trustee.rsplit("@", 1)[-1].casefold()
+            if grant.trustee_kind is TrusteeKind.USER and is_address(grant.trustee):
+                kind = TrusteeKind.UNKNOWN if domain in self.domains else TrusteeKind.EXTERNAL
+                return dataclasses.replace(grant, trustee_kind=kind)
+            return grant
+        if fact.guest:
+            kind = TrusteeKind.EXTERNAL
+        elif not fact.enabled and fact.mailbox is not MailboxKind.SHARED and fact.address.casefold() not in shared:
+            kind = TrusteeKind.DISABLED
+        else:
+            kind = TrusteeKind.USER
+        return dataclasses.replace(grant, trustee=fact.address, trustee_kind=kind)
+
+    def _report(self, phase: str) -> None:
+        if self.audit._progress is not None:
+            self.audit._progress(AuditProgress(phase, self.done, self.listed, self.listing_complete))
+
+
+def _keys(user: UserRecord) -> set[str]:
+    keys = {user.upn.casefold(), user.id.casefold()}
+    if user.mail:
+        keys.add(user.mail.casefold())
+    keys.update(p.split(":", 1)[1].casefold() for p in user.proxy_addresses if p.casefold().startswith("smtp:"))
+    external = external_address(user.upn)
+    if external:
+        keys.add(external.casefold())
+    return keys
+
+
+def _unresolved_kind(name: str, address: str | None) -> TrusteeKind:
+    """A GrantSendOnBehalfTo Name: a mailbox we listed (user), an object id (an Entra object without a mailbox,
+    settled from the directory), or a group's name."""
+    if address:
+        return TrusteeKind.USER
+    kind = kind_from_label(name)
+    return TrusteeKind.UNKNOWN if kind is TrusteeKind.APP else kind
+
+
+def _system(grant: Grant) -> bool:
+    return grant.trustee_kind is TrusteeKind.SYSTEM
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first of our errors in a task group's failure (else the first error at all)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        error = stack.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            stack[0:0] = list(error.exceptions)
+        else:
+            leaves.append(error)
+    return next((e for e in leaves if isinstance(e, EmailDoctorError)), leaves[0])

@@ -1,0 +1,416 @@
+"""The Exchange Online admin API client: ``InvokeCommand`` and ``$batch`` (shared/reference/exchange-online.md §1a).
+
+One cmdlet is one POST of ``{"CmdletInput":{"CmdletName","Parameters"}}`` to
+``{base}/adminapi/beta/{tenant}/InvokeCommand``. Results come in pages: the client re-POSTs the same body to
+``@odata.nextLink`` until there is none (:meth:`ExchangeAdmin.pages` holds one page at a time). Warnings
+(``@adminapi.warnings``) are returned with the rows, because Exchange reports no-ops ("… no settings … have
+been modified", "… the ACE isn't present") as warnings, not errors.
+
+Throttling is honoured: 429, 503, 504, 408 and the plain-text "maximum number of concurrent requests per
+tenant" answer are retried after ``Retry-After`` (or an exponential back-off), a bounded number of times; then
+:class:`~plugin.errors.ServiceError` with code ``throttled`` (or ``server_unavailable``). A semaphore bounds the
+requests in flight, below the service's per-tenant concurrency limit. Every request carries a timeout.
+
+Rows are plain ``dict``s of the cmdlet's output with the OData type annotations (``X@odata.type``) dropped; they
+stay inside :mod:`graph` (the permissions service and the audit turn them into our dataclasses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from graph.exchange_errors import CONCURRENCY_TEXT, ExchangeErrorInfo, parse_error, translate
+from graph.http import MAX_RETRY_AFTER_S, retry_after_seconds
+from plugin.diagnosis import Code
+from plugin.errors import ConfigError, EmailDoctorError, ServiceError
+from plugin.probe_request import TokenSource
+
+Row = dict[str, Any]
+HASHTABLE = "#Exchange.GenericHashTable"
+SYSTEM_MAILBOX = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}"
+RETRY_STATUSES = frozenset({408, 429, 503, 504})
+MAX_PAGE_SIZE = 1000
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_TENANT = re.compile(r"^[A-Za-z0-9.-]+$")
+
+
+def hashtable(*, add: Sequence[str] | str | None = None, remove: Sequence[str] | str | None = None) -> dict[str, Any]:
+    """A PowerShell ``@{Add=…; Remove=…}`` parameter value (changes a multi-valued property without overwriting)."""
+    table: dict[str, Any] = {"@odata.type": HASHTABLE}
+    for key, value in (("add", add), ("remove", remove)):
+        if value is not None:
+            table[key] = [value] if isinstance(value, str) else list(value)
+    return table
+
+
+@dataclass(frozen=True)
+class Command:
+    """One cmdlet call. ``anchor``: the mailbox the call acts on (``X-AnchorMailbox: UPN:<anchor>``); None for
+    organisation-wide calls. ``select``: output properties to keep (``?$select=``)."""
+
+    cmdlet: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    anchor: str | None = None
+    select: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    """A cmdlet's output rows (all pages from :meth:`ExchangeAdmin.invoke`, one page from :meth:`pages`)."""
+
+    cmdlet: str
+    rows: tuple[Row, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """One ``$batch`` item: its result, or the error Exchange answered for it (already translated)."""
+
+    command: Command
+    result: ExchangeResult | None = None
+    error: EmailDoctorError | None = None
+
+    def unwrap(self) -> ExchangeResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+@dataclass
+class ExchangeStats:
+    """What the client sent: HTTP requests (each ``$batch`` counts once), batch items, retries after throttling."""
+
+    requests: int = 0
+    batch_requests: int = 0
+    batch_items: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+
+class ExchangeAdmin:
+    """``InvokeCommand`` / ``$batch`` with paging, throttling, a timeout on every call and error translation.
+
+    ``sleep`` and ``monotonic`` are injectable so tests can watch the waits. The constructor does no I/O.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        token_source: TokenSource,
+        *,
+        base_url: str,
+        tenant_id: str,
+        page_size: int = MAX_PAGE_SIZE,
+        max_retries: int = 6,
+        batch_size: int = 10,
+        max_in_flight: int = 8,
+        timeout: float = 60.0,
+        api_version: str = "beta",
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"the Exchange admin API URL must be https://…, not {base_url!r}")
+        if not _TENANT.match(tenant_id):
+            raise ConfigError(f"the tenant must be a GUID or a domain, not {tenant_id!r}")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ConfigError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        if batch_size < 1 or max_in_flight < 1 or max_retries < 0 or timeout <= 0:
+            raise ConfigError("batch_size and max_in_flight must be positive, max_retries >= 0, timeout > 0")
+        self._http = http
+        self._token = token_source
+        self._root = f"{base_url.rstrip('/')}/adminapi/{api_version}/{quote(tenant_id)}"
+        self._origin = _origin(base_url)
+        self.tenant_id = tenant_id
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._gate = asyncio.Semaphore(max_in_flight)
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._connection_id = str(uuid.uuid4())
+        self.stats = ExchangeStats()
+
+    # --- public API ----------------------------------------------------------------------------------------
+    async def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        anchor: str | None = None,
+        select: Sequence[str] | None = None,
+    ) -> ExchangeResult:
+        """Run one cmdlet and return every row (all pages) and every warning. For large outputs use :meth:`pages`."""
+        rows: list[Row] = []
+        warnings: list[str] = []
+        async for page in self.pages(cmdlet, parameters, anchor=anchor, select=select):
+            rows.extend(page.rows)
+            warnings.extend(w for w in page.warnings if w not in warnings)
+        return ExchangeResult(cmdlet, tuple(rows), tuple(warnings))
+
+    async def pages(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        anchor: str | None = None,
+        select: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[ExchangeResult]:
+        """Yield the output one page at a time, re-POSTing the same body to ``@odata.nextLink``."""
+        command = _command(cmdlet, parameters, anchor, select)
+        body = self._body(command)
+        headers = self._headers(command, page_size or self.page_size)
+        url: str | None = self._invoke_url(command.select)
+        while url is not None:
+            payload = await self._post(url, body, headers, command)
+            yield _result(command, payload)
+            url = self._next_link(payload)
+
+    async def batch(self, commands: Sequence[Command]) -> list[BatchOutcome]:
+        """Run ``commands`` through ``$batch`` (``batch_size`` per request, chunks in parallel under the client's
+        in-flight limit). Items throttled inside a batch are retried after their ``Retry-After``; items with more
+        pages are followed. Outcomes come back in the order of ``commands``."""
+        for command in commands:
+            _check_command(command)
+        chunks = [list(commands[i : i + self.batch_size]) for i in range(0, len(commands), self.batch_size)]
+        results = await asyncio.gather(*(self._batch_chunk(chunk) for chunk in chunks))
+        return [outcome for chunk_result in results for outcome in chunk_result]
+
+    def anchor_header(self, mailbox: str | None) -> str:
+        """``UPN:<mailbox>`` for a call on one mailbox; the organisation's system mailbox otherwise."""
+        return f"UPN:{mailbox}" if mailbox else f"APP:{SYSTEM_MAILBOX}@{self.tenant_id}"
+
+    # --- $batch --------------------------------------------------------------------------------------------
+    async def _batch_chunk(self, chunk: list[Command]) -> list[BatchOutcome]:
+        outcomes: dict[int, BatchOutcome] = {}
+        pending = list(range(len(chunk)))
+        attempt = 0
+        while pending:
+            requests = [self._batch_item(str(i), chunk[i]) for i in pending]
+            payload = await self._post(
+                f"{self._root}/$batch", json.dumps({"requests": requests}).encode(), self._batch_headers(), None
+            )
+            self.stats.batch_items += len(pending)
+            answered = {str(r.get("id")): r for r in payload.get("responses") or [] if isinstance(r, dict)}
+            retry, wait = [], 0.0
+            for index in pending:
+                item = answered.get(str(index))
+                command = chunk[index]
+                status = int(item.get("status", 0)) if item else 0
+                if item is None or (status in RETRY_STATUSES and attempt < self._max_retries):
+                    retry.append(index)
+                    wait = max(wait, _item_retry_after(item, attempt))
+                    continue
+                outcomes[index] = await self._batch_outcome(command, status, item)
+            pending = retry
+            if pending:
+                if attempt >= self._max_retries:
+                    info = ExchangeErrorInfo(status=429, cmdlet=chunk[pending[0]].cmdlet, text="no answer in $batch")
+                    for index in pending:
+                        outcomes[index] = BatchOutcome(chunk[index], error=translate(info))
+                    break
+                self.stats.retries += 1
+                self.stats.throttled += len(pending)
+                attempt += 1
+                await self._sleep(wait)
+        return [outcomes[i] for i in range(len(chunk))]
+
+    async def _batch_outcome(self, command: Command, status: int, item: Mapping[str, Any]) -> BatchOutcome:
+        body = item.get("body")
+        if not 200 <= status < 300:
+            headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}
+            info = parse_error(status, b"", headers, command.cmdlet, parsed=body)
+            return BatchOutcome(command, error=translate(info, command.parameters))
+        payload = body if isinstance(body, dict) else {}
+        first = _result(command, payload)
+        url = self._next_link(payload)
+        if url is None:
+            return BatchOutcome(command, result=first)
+        rows, warnings = list(first.rows), list(first.warnings)
+        raw, headers = self._body(command), self._headers(command, self.page_size)
+        try:
+            while url is not None:
+                more = await self._post(url, raw, headers, command)
+                page = _result(command, more)
+                rows.extend(page.rows)
+                warnings.extend(w for w in page.warnings if w not in warnings)
+                url = self._next_link(more)
+        except EmailDoctorError as exc:
+            return BatchOutcome(command, error=exc)
+        return BatchOutcome(command, result=ExchangeResult(command.cmdlet, tuple(rows), tuple(warnings)))
+
+    def _batch_item(self, item_id: str, command: Command) -> dict[str, Any]:
+        headers = self._headers(command, self.page_size)
+        headers.pop("Authorization", None)
+        return {
+            "id": item_id,
+            "method": "POST",
+            "url": self._invoke_url(command.select),
+            "body": json.loads(self._body(command)),
+            "headers": headers,
+        }
+
+    def _batch_headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "X-AnchorMailbox": self.anchor_header(None),
+            "Prefer": "odata.continue-on-error",
+            "connection-id": self._connection_id,
+        }
+
+    # --- one HTTP request, with retries --------------------------------------------------------------------
+    async def _post(self, url: str, body: bytes, headers: Mapping[str, str], command: Command | None) -> Any:
+        cmdlet = command.cmdlet if command else "$batch"
+        attempt = 0
+        while True:
+            token = await self._token()
+            request_headers = {**headers, "Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
+            async with self._gate:
+                self.stats.requests += 1
+                if command is None:
+                    self.stats.batch_requests += 1
+                try:
+                    response = await self._http.post(url, content=body, headers=request_headers, timeout=self._timeout)
+                except httpx.TimeoutException as exc:
+                    raise ServiceError(
+                        f"Exchange Online did not answer {cmdlet} within {self._timeout:g} s", code=Code.TIMEOUT
+                    ) from exc
+                except httpx.TransportError as exc:
+                    if isinstance(exc, httpx.ConnectError) and attempt < self._max_retries:
+                        response = None
+                    else:
+                        raise ServiceError(
+                            f"Exchange Online could not be reached for {cmdlet}: {exc!s}",
+                            code=Code.SERVER_UNAVAILABLE,
+                        ) from exc
+            if response is not None and not _retryable(response):
+                return self._payload(response, command)
+            if attempt >= self._max_retries:
+                assert response is not None
+                return self._payload(response, command)
+            delay = _backoff(attempt) if response is None else retry_after_seconds(response, _backoff(attempt))
+            self.stats.retries += 1
+            if response is not None and response.status_code == 429:
+                self.stats.throttled += 1
+            attempt += 1
+            await self._sleep(delay)
+
+    def _payload(self, response: httpx.Response, command: Command | None) -> Any:
+        cmdlet = command.cmdlet if command else "$batch"
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise ServiceError(
+                    f"Exchange Online answered {cmdlet} with something that is not JSON", status=response.status_code
+                ) from exc
+        info = parse_error(response.status_code, response.content, response.headers, cmdlet)
+        raise translate(info, command.parameters if command else None)
+
+    # --- request building ----------------------------------------------------------------------------------
+    def _invoke_url(self, select: tuple[str, ...] | None) -> str:
+        url = f"{self._root}/InvokeCommand"
+        return f"{url}?$select={','.join(select)}" if select else url
+
+    def _headers(self, command: Command, page_size: int) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "X-AnchorMailbox": self.anchor_header(command.anchor),
+            "X-CmdletName": command.cmdlet,
+            "X-ResponseFormat": "json",
+            "X-ClientApplication": "emaildoctor",
+            "Prefer": f"odata.maxpagesize={min(max(page_size, 1), MAX_PAGE_SIZE)}",
+            "connection-id": self._connection_id,
+        }
+
+    @staticmethod
+    def _body(command: Command) -> bytes:
+        parameters = {str(k): _decorate(v) for k, v in command.parameters.items()}
+        return json.dumps({"CmdletInput": {"CmdletName": command.cmdlet, "Parameters": parameters}}).encode()
+
+    def _next_link(self, payload: Mapping[str, Any]) -> str | None:
+        link = payload.get("@odata.nextLink")
+        if not link:
+            return None
+        if not isinstance(link, str) or _origin(link) != self._origin:
+            # Never send the token anywhere but the admin API we were configured with.
+            raise ServiceError(f"Exchange Online sent a next-page link to another host: {str(link)[:200]}")
+        return link
+
+
+def _command(
+    cmdlet: str, parameters: Mapping[str, Any] | None, anchor: str | None, select: Sequence[str] | None
+) -> Command:
+    command = Command(cmdlet, dict(parameters or {}), anchor, tuple(select) if select else None)
+    _check_command(command)
+    return command
+
+
+def _check_command(command: Command) -> None:
+    if not _NAME.match(command.cmdlet):
+        raise ConfigError(f"not a cmdlet name: {command.cmdlet!r}")
+    for name in command.select or ():
+        if not _NAME.match(name):
+            raise ConfigError(f"not a property name: {name!r}")
+    if command.anchor is not None and any(c in command.anchor for c in "\r\n"):
+        raise ConfigError("an anchor mailbox must be one line")
+
+
+def _decorate(value: Any) -> Any:
+    """Hashtable parameters carry ``@odata.type: #Exchange.GenericHashTable`` (as the module and ExoHelper do)."""
+    if isinstance(value, Mapping):
+        table = {str(k): _decorate(v) for k, v in value.items()}
+        table.setdefault("@odata.type", HASHTABLE)
+        return table
+    if isinstance(value, list | tuple):
+        return [_decorate(v) for v in value]
+    return value
+
+
+def _result(command: Command, payload: Mapping[str, Any]) -> ExchangeResult:
+    values = payload.get("value") or []
+    rows = tuple({k: v for k, v in row.items() if "@" not in k} for row in values if isinstance(row, dict))
+    warnings = payload.get("@adminapi.warnings") or []
+    return ExchangeResult(command.cmdlet, rows, tuple(str(w) for w in warnings if w))
+
+
+def _retryable(response: httpx.Response) -> bool:
+    if response.status_code in RETRY_STATUSES:
+        return True
+    return response.status_code >= 400 and response.content[:200].decode("utf-8", "replace").startswith(
+        CONCURRENCY_TEXT
+    )
+
+
+def _item_retry_after(item: Mapping[str, Any] | None, attempt: int) -> float:
+    headers = {str(k).lower(): str(v) for k, v in ((item or {}).get("headers") or {}).items()}
+    try:
+        seconds = float(headers["retry-after"])
+    except (KeyError, ValueError):
+        return _backoff(attempt)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(0.5 * 2**attempt, 30.0))
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()

@@ -1,0 +1,383 @@
+"""SendAs, SendOnBehalf and FullAccess: show, reverse lookup, grant and revoke, through the Exchange admin API.
+
+=============  ========================================================  ==============================
+right          read                                                      change
+=============  ========================================================  ==============================
+SendAs         Get-RecipientPermission -Identity M [-Trustee T]          Add-/Remove-RecipientPermission
+SendOnBehalf   Get-Mailbox -Identity M → GrantSendOnBehalfTo (Names)     Set-Mailbox @{Add=T} / @{Remove=T}
+FullAccess     Get-MailboxPermission -Identity M [-User T]               Add-/Remove-MailboxPermission
+=============  ========================================================  ==============================
+
+``grant`` and ``revoke`` are idempotent: they read the right first (held already → ``unchanged``, no call),
+treat Exchange's no-op warnings as ``unchanged``, and read the right back afterwards: a change whose read-back
+does not match is ``failed``, never reported as success. Inputs are validated before any call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from graph.exchange import Command, ExchangeAdmin, Row, hashtable
+from graph.exchange_errors import ExchangeNotFoundError, is_no_permissions
+from graph.permissions_model import (
+    GUID,
+    SELF,
+    ChangeAction,
+    ChangeOutcome,
+    ChangeResult,
+    Grant,
+    MailboxRights,
+    TrusteeKind,
+    access_rights,
+    as_bool,
+    check_mailbox,
+    check_trustee,
+    display_trustee,
+    is_system_trustee,
+    kind_from_label,
+    parse_right,
+)
+from plugin.diagnosis import Right
+from plugin.errors import ConfigError, EmailDoctorError, NotFoundError, ServiceError
+from plugin.interfaces import RightHolding, SmtpAuthState
+
+NO_OP_WARNINGS = (
+    "no settings of",  # Set-Mailbox: "The command completed successfully but no settings of '…' have been modified."
+    "because the ACE isn't present",  # Remove-RecipientPermission
+    "because the ACE doesn't exist",  # Remove-MailboxPermission
+    "already has the permission",
+)
+MAILBOX_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName", "ExternalDirectoryObjectId", "Alias")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class _SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class PermissionService:
+    """Implements :class:`plugin.interfaces.RightsReader`, plus show / who / grant / revoke and ``smtp_auth``."""
+
+    def __init__(
+        self,
+        exchange: ExchangeAdmin,
+        *,
+        clock: Clock | None = None,
+        transport_config_ttl: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._exchange = exchange
+        self._clock: Clock = clock or _SystemClock()
+        self._ttl = transport_config_ttl
+        self._monotonic = monotonic
+        self._transport: tuple[float, bool] | None = None
+
+    # --- RightsReader ------------------------------------------------------------------------------------------
+    async def holds(self, right: Right | str, mailbox: str, trustee: str) -> RightHolding:
+        """Whether ``trustee`` holds ``right`` on ``mailbox`` directly (a deny entry wins); group membership is not
+        expanded. Raises NotFoundError (``mailbox_not_found`` / ``user_not_found``) when either does not exist."""
+        right = parse_right(right)
+        mailbox = check_mailbox(mailbox)
+        trustee = check_trustee(trustee, allow_sid=True)
+        held = await self._holds(right, mailbox, trustee)
+        return RightHolding(right=right, mailbox=mailbox, trustee=trustee, held=held)
+
+    async def _holds(self, right: Right, mailbox: str, trustee: str) -> bool:
+        if right is Right.SEND_AS:
+            result = await self._exchange.invoke(
+                "Get-RecipientPermission",
+                {"Identity": mailbox, "Trustee": trustee, "AccessRights": ["SendAs"]},
+                anchor=mailbox,
+            )
+            rows = [r for r in result.rows if "SendAs" in access_rights(r.get("AccessRights"))]
+            return bool(rows) and not any(_deny(r) for r in rows)
+        if right is Right.FULL_ACCESS:
+            try:
+                result = await self._exchange.invoke(
+                    "Get-MailboxPermission", {"Identity": mailbox, "User": trustee}, anchor=mailbox
+                )
+            except ExchangeNotFoundError as exc:
+                if is_no_permissions(exc):
+                    return False
+                raise
+            rows = [r for r in result.rows if "FullAccess" in access_rights(r.get("AccessRights"))]
+            return bool(rows) and not any(r.get("Deny") is not None and as_bool(r.get("Deny")) for r in rows)
+        names = await self._delegate_names(mailbox)
+        return bool(names & await self._recipient_keys(trustee))
+
+    # --- show / who --------------------------------------------------------------------------------------------
+    async def show(self, mailbox: str) -> MailboxRights:
+        """Every SendAs, SendOnBehalf and FullAccess holder of ``mailbox`` (one ``$batch``, as CIPP does; then one
+        more to turn GrantSendOnBehalfTo's recipient Names into addresses)."""
+        mailbox = check_mailbox(mailbox)
+        send_as, box, full = await self._exchange.batch(
+            [
+                Command("Get-RecipientPermission", {"Identity": mailbox}, anchor=mailbox),
+                Command(
+                    "Get-Mailbox",
+                    {"Identity": mailbox},
+                    anchor=mailbox,
+                    select=(*MAILBOX_FIELDS, "GrantSendOnBehalfTo"),
+                ),
+                Command("Get-MailboxPermission", {"Identity": mailbox}, anchor=mailbox),
+            ]
+        )
+        box_rows = box.unwrap().rows  # a missing mailbox raises mailbox_not_found here
+        address = str(box_rows[0].get("PrimarySmtpAddress") or mailbox) if box_rows else mailbox
+        send_as_rows, full_rows = send_as.unwrap(), full.unwrap()
+        names = [str(n) for row in box_rows for n in row.get("GrantSendOnBehalfTo") or []]
+        delegates = await self._resolve_names(names)
+        return MailboxRights(
+            mailbox=address,
+            send_as=tuple(g for r in send_as_rows.rows if (g := recipient_permission_grant(r, address)) is not None),
+            send_on_behalf=tuple(
+                Grant(Right.SEND_ON_BEHALF, address, label, kind) for label, kind in (delegates[n] for n in names)
+            ),
+            full_access=tuple(g for r in full_rows.rows if (g := mailbox_permission_grant(r, address)) is not None),
+            warnings=(*send_as_rows.warnings, *box.unwrap().warnings, *full_rows.warnings),
+        )
+
+    async def who(self, trustee: str, *, include_full_access: bool = True) -> list[Grant]:
+        """What ``trustee`` holds, tenant-wide (reverse lookup).
+
+        Cost: SendAs is one paged ``Get-RecipientPermission -Trustee`` plus one ``$batch`` per 10 mailboxes found
+        (to print addresses); SendOnBehalf is one paged ``Get-Mailbox -Filter 'GrantSendOnBehalfTo -ne $null'``
+        (only mailboxes that have delegates). FullAccess has no reverse query in the API: it lists every mailbox
+        (one request per 1,000) and asks ``Get-MailboxPermission -User`` for each, 10 per ``$batch`` — about
+        N/10 requests and N items of the rate budget for N mailboxes. Pass ``include_full_access=False`` to skip it
+        (or read it from the last audit snapshot)."""
+        trustee = check_trustee(trustee, allow_sid=True)
+        keys = await self._recipient_keys(trustee)
+        found: list[Grant] = []
+        by_name: dict[str, list[Row]] = {}
+        async for page in self._exchange.pages(
+            "Get-RecipientPermission", {"Trustee": trustee, "AccessRights": ["SendAs"], "ResultSize": "Unlimited"}
+        ):
+            for row in page.rows:
+                if str(row.get("Trustee", "")).upper() != SELF:
+                    by_name.setdefault(str(row.get("Identity", "")), []).append(row)
+        addresses = await self._resolve_names(list(by_name))
+        for name, rows in by_name.items():
+            found.extend(g for r in rows if (g := recipient_permission_grant(r, addresses[name][0])) is not None)
+        async for page in self._exchange.pages(
+            "Get-Mailbox",
+            {"Filter": "GrantSendOnBehalfTo -ne $null", "ResultSize": "Unlimited"},
+            select=("PrimarySmtpAddress", "GrantSendOnBehalfTo"),
+        ):
+            found.extend(
+                Grant(Right.SEND_ON_BEHALF, str(row["PrimarySmtpAddress"]), display_trustee(trustee))
+                for row in page.rows
+                if {str(n).casefold() for n in row.get("GrantSendOnBehalfTo") or []} & keys
+            )
+        if include_full_access:
+            found.extend(await self._full_access_of(trustee))
+        return sorted(found)
+
+    async def _full_access_of(self, trustee: str) -> list[Grant]:
+        found: list[Grant] = []
+        async for page in self._exchange.pages(
+            "Get-Mailbox", {"ResultSize": "Unlimited"}, select=("PrimarySmtpAddress",)
+        ):
+            commands = [
+                Command("Get-MailboxPermission", {"Identity": str(r["PrimarySmtpAddress"]), "User": trustee},
+                        anchor=str(r["PrimarySmtpAddress"]))
+                for r in page.rows
+            ]  # fmt: skip
+            for outcome in await self._exchange.batch(commands):
+                if outcome.error is not None:
+                    if isinstance(outcome.error, NotFoundError):
+                        continue  # no entry for the trustee, or the mailbox went away meanwhile
+                    raise outcome.error
+                address = str(outcome.command.parameters["Identity"])
+                assert outcome.result is not None
+                found.extend(
+                    g
+                    for r in outcome.result.rows
+                    if (g := mailbox_permission_grant(r, address)) is not None and g.right is Right.FULL_ACCESS
+                )
+        return found
+
+    # --- grant / revoke ----------------------------------------------------------------------------------------
+    async def grant(
+        self, right: Right | str, mailbox: str, trustee: str, *, expires_at: datetime | None = None
+    ) -> ChangeResult:
+        """Grant ``right`` on ``mailbox`` to ``trustee`` and read it back. ``changed`` / ``unchanged`` (already held)
+        / ``failed`` (Exchange refused, or the read-back does not show it). Bad input raises ConfigError, an unknown
+        mailbox or trustee NotFoundError; either way nothing changed."""
+        right, mailbox, trustee = parse_right(right), check_mailbox(mailbox), check_trustee(trustee)
+        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= self._clock.now()):
+            raise ConfigError("expires_at must be a timezone-aware time in the future")
+        return await self._change(ChangeAction.GRANT, right, mailbox, trustee, expires_at)
+
+    async def revoke(self, right: Right | str, mailbox: str, trustee: str) -> ChangeResult:
+        """Remove ``right``; ``trustee`` may be the bare SID of a deleted account. Read back like :meth:`grant`."""
+        right, mailbox = parse_right(right), check_mailbox(mailbox)
+        trustee = check_trustee(trustee, allow_sid=right is not Right.SEND_ON_BEHALF)
+        return await self._change(ChangeAction.REVOKE, right, mailbox, trustee, None)
+
+    async def _change(
+        self, action: ChangeAction, right: Right, mailbox: str, trustee: str, expires_at: datetime | None
+    ) -> ChangeResult:
+        wanted = action is ChangeAction.GRANT
+
+        def result(outcome: ChangeOutcome, detail: str, **extra: Any) -> ChangeResult:
+            return ChangeResult(
+                action, right, mailbox, trustee, outcome, detail, self._clock.now(), expires_at=expires_at, **extra
+            )
+
+        words = f"{right} on {mailbox} for {trustee}"
+        if await self._holds(right, mailbox, trustee) == wanted:
+            state = "already holds" if wanted else "does not hold"
+            return result(ChangeOutcome.UNCHANGED, f"{trustee} {state} {right} on {mailbox}", verified=True)
+        command = _change_command(action, right, mailbox, trustee)
+        try:
+            answer = await self._exchange.invoke(command.cmdlet, command.parameters, anchor=mailbox)
+        except (ConfigError, NotFoundError):
+            raise
+        except EmailDoctorError as exc:
+            return result(ChangeOutcome.FAILED, f"Exchange refused to {action} {words}: {exc}", code=exc.code)
+        no_op = any(marker in w for w in answer.warnings for marker in NO_OP_WARNINGS)
+        try:
+            after = await self._holds(right, mailbox, trustee)
+        except EmailDoctorError as exc:
+            return result(
+                ChangeOutcome.FAILED,
+                f"{command.cmdlet} ran but the right could not be read back: {exc}",
+                code=exc.code,
+                warnings=answer.warnings,
+            )
+        if after != wanted:
+            shows = "does not show" if wanted else "still shows"
+            return result(
+                ChangeOutcome.FAILED,
+                f"{command.cmdlet} ran without an error but reading {words} back {shows} it",
+                warnings=answer.warnings,
+            )
+        outcome = ChangeOutcome.UNCHANGED if no_op else ChangeOutcome.CHANGED
+        done = "granted" if wanted else "revoked"
+        return result(outcome, f"{done} {words} (read back)", verified=True, warnings=answer.warnings)
+
+    # --- SMTP AUTH switches --------------------------------------------------------------------------------------
+    async def smtp_auth(self, mailbox: str) -> SmtpAuthState:
+        """``Get-CASMailbox`` for the mailbox switch (None inherits) and ``Get-TransportConfig`` (cached) for the
+        organisation's."""
+        mailbox = check_mailbox(mailbox)
+        cas, tenant = await asyncio.gather(
+            self._exchange.invoke(
+                "Get-CASMailbox", {"Identity": mailbox}, anchor=mailbox, select=("SmtpClientAuthenticationDisabled",)
+            ),
+            self._tenant_smtp_disabled(),
+        )
+        value = cas.rows[0].get("SmtpClientAuthenticationDisabled") if cas.rows else None
+        return SmtpAuthState(tenant_disabled=tenant, mailbox_disabled=None if value is None else as_bool(value))
+
+    async def _tenant_smtp_disabled(self) -> bool:
+        now = self._monotonic()
+        if self._transport is not None and now - self._transport[0] < self._ttl:
+            return self._transport[1]
+        result = await self._exchange.invoke("Get-TransportConfig", select=("SmtpClientAuthenticationDisabled",))
+        if not result.rows:
+            raise ServiceError("Exchange Online returned no transport configuration")
+        disabled = as_bool(result.rows[0].get("SmtpClientAuthenticationDisabled"))
+        self._transport = (now, disabled)
+        return disabled
+
+    # --- recipient names -----------------------------------------------------------------------------------------
+    async def _delegate_names(self, mailbox: str) -> set[str]:
+        result = await self._exchange.invoke(
+            "Get-Mailbox", {"Identity": mailbox}, anchor=mailbox, select=("GrantSendOnBehalfTo",)
+        )
+        return {str(n).casefold() for row in result.rows for n in row.get("GrantSendOnBehalfTo") or []}
+
+    async def _recipient_keys(self, identity: str) -> set[str]:
+        """Every way Exchange may name ``identity`` in GrantSendOnBehalfTo (Name, object id, alias, addresses)."""
+        keys = {identity.casefold()}
+        try:
+            result = await self._exchange.invoke("Get-Mailbox", {"Identity": identity}, select=MAILBOX_FIELDS)
+        except NotFoundError:
+            return keys  # not a mailbox: a mail user, a group, a guest or a SID
+        keys.update(str(row[f]).casefold() for row in result.rows for f in MAILBOX_FIELDS if row.get(f))
+        return keys
+
+    async def _resolve_names(self, names: Iterable[str]) -> dict[str, tuple[str, TrusteeKind]]:
+        """Recipient Names (GrantSendOnBehalfTo, RecipientPermission Identity) → (address, kind), one ``$batch`` per
+        10 distinct names. A Name that is no mailbox stays as it is: a group's name, or an unknown object id."""
+        unique = list(dict.fromkeys(n for n in names if n))
+        outcomes = await self._exchange.batch(
+            [Command("Get-Mailbox", {"Identity": n}, select=("PrimarySmtpAddress",)) for n in unique]
+        )
+        resolved: dict[str, tuple[str, TrusteeKind]] = {}
+        for name, outcome in zip(unique, outcomes, strict=True):
+            if outcome.result is not None and outcome.result.rows:
+                resolved[name] = (str(outcome.result.rows[0].get("PrimarySmtpAddress") or name), TrusteeKind.USER)
+            elif outcome.error is None or isinstance(outcome.error, NotFoundError):
+                kind = TrusteeKind.UNKNOWN if GUID.match(name) else kind_from_label(name)
+                resolved[name] = (display_trustee(name), kind)
+            else:
+                raise outcome.error
+        return resolved
+
+
+# --- rows → grants (shared with the audit) -----------------------------------------------------------------------
+def recipient_permission_grant(row: Row, mailbox: str) -> Grant | None:
+    """A Get-RecipientPermission row as a SendAs grant; None for ``NT AUTHORITY\\SELF`` and non-SendAs rows."""
+    label = str(row.get("Trustee") or "")
+    if not label or label.upper() == SELF or "SendAs" not in access_rights(row.get("AccessRights")):
+        return None
+    return Grant(
+        Right.SEND_AS,
+        mailbox,
+        display_trustee(label),
+        _kind(label),
+        inherited=as_bool(row.get("IsInherited")),
+        deny=_deny(row),
+    )
+
+
+def mailbox_permission_grant(row: Row, mailbox: str) -> Grant | None:
+    """A Get-MailboxPermission row as a FullAccess grant; None for SELF and rows without FullAccess."""
+    label = str(row.get("User") or "")
+    if not label or label.upper() == SELF or "FullAccess" not in access_rights(row.get("AccessRights")):
+        return None
+    return Grant(
+        Right.FULL_ACCESS,
+        mailbox,
+        display_trustee(label),
+        _kind(label),
+        inherited=as_bool(row.get("IsInherited")),
+        deny=as_bool(row.get("Deny")),
+    )
+
+
+def _kind(label: str) -> TrusteeKind:
+    return TrusteeKind.SYSTEM if is_system_trustee(label) else kind_from_label(label)
+
+
+def _deny(row: Row) -> bool:
+    return str(row.get("AccessControlType") or "Allow").casefold() == "deny"
+
+
+def _change_command(action: ChangeAction, right: Right, mailbox: str, trustee: str) -> Command:
+    grant = action is ChangeAction.GRANT
+    if right is Right.SEND_AS:
+        cmdlet = "Add-RecipientPermission" if grant else "Remove-RecipientPermission"
+        params: dict[str, Any] = {"Identity": mailbox, "Trustee": trustee, "AccessRights": ["SendAs"]}
+    elif right is Right.SEND_ON_BEHALF:
+        cmdlet = "Set-Mailbox"
+        change = hashtable(add=[trustee]) if grant else hashtable(remove=[trustee])
+        params = {"Identity": mailbox, "GrantSendOnBehalfTo": change}
+    else:
+        cmdlet = "Add-MailboxPermission" if grant else "Remove-MailboxPermission"
+        params = {"Identity": mailbox, "User": trustee, "AccessRights": ["FullAccess"], "InheritanceType": "All"}
+        if grant:
+            params["AutoMapping"] = True
+    params["Confirm"] = False
+    return Command(cmdlet, params, anchor=mailbox)
