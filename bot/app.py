@@ -11,16 +11,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
-from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot import blocks
 from bot.context import BotContext
+from bot.errors import report_error
 from bot.listeners import actions, emailtest, mailaudit, sendas
-from plugin.catalogue import CATALOGUE
-from plugin.errors import ConfigError, EmailDoctorError
-from plugin.redact import redact
+from plugin.errors import ConfigError
 from plugin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +41,11 @@ def create_app(settings: Settings, services: BotContext) -> AsyncApp:
     app.middleware(_deliver_once(services))
     for module in (emailtest, actions, sendas, mailaudit):
         module.register(app, services)
-    app.error(_error_handler(services))
+
+    async def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:
+        await report_error(services, error, body, respond)
+
+    app.error(on_error)
     return app
 
 
@@ -70,26 +72,3 @@ def _deliver_once(ctx: BotContext) -> Callable[..., Awaitable[BoltResponse | Non
         return await next()
 
     return deliver_once
-
-
-def _error_handler(ctx: BotContext) -> Callable[..., Awaitable[None]]:
-    async def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:
-        if isinstance(error, BoltUnhandledRequestError):
-            return
-        if isinstance(error, EmailDoctorError):
-            title = CATALOGUE[error.code].title if error.code and not isinstance(error, ConfigError) else None
-            prefix = f":warning: *{title}* [{error.code}]: " if title else ":warning: "
-            text = prefix + str(error)
-        else:
-            log.error("unexpected error: %s", redact(repr(error), ctx.secrets))
-            text = ":warning: Something went wrong inside emaildoctor; it has been logged. Please try again."
-        text = redact(text, ctx.secrets)
-        if respond is not None and body.get("response_url"):
-            await respond(text=text, response_type="ephemeral", replace_original=False)
-            return
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        if user and channel:
-            await ctx.poster.ephemeral(channel, user, blocks.plain(text))
-
-    return on_error

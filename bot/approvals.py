@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot import blocks
 from bot.changes import Change, apply_change, describe_duration
@@ -129,8 +129,10 @@ async def deny(ctx: BotContext, request: FixRequest, decider: str) -> None:
     )
 
 
-def already_decided(request: FixRequest) -> str:
-    if request.status is RequestStatus.EXPIRED:
+def already_decided(request: FixRequest, now: datetime) -> str:
+    if request.status is RequestStatus.EXPIRED or (
+        request.status is RequestStatus.PENDING and request.expires_at <= now
+    ):
         return f"This request expired at {request.expires_at:%Y-%m-%d %H:%M} UTC; ask again from a new test."
     who = f" by <@{request.decided_by}>" if request.decided_by else ""
     return f"This request was already {request.status}{who}."

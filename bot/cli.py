@@ -64,7 +64,9 @@ class BotCommand:
                     print("emaildoctor bot: connecting to Slack over Socket Mode", file=context.out, flush=True)
                     await run_socket_mode(app, slack.app_token.get_secret_value(), stop)
                 else:
-                    server = await serve_http(app, args.host or slack.host, args.port if args.port is not None else slack.port)
+                    server = await serve_http(
+                        app, args.host or slack.host, args.port if args.port is not None else slack.port
+                    )
                     base = f"http://{server.host}:{server.port}"
                     print(
                         f"emaildoctor bot: listening on {server.url} (health: {base}{HEALTH_PATH}); Ctrl-C stops",

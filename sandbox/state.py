@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sandbox.clock import Clock
-from sandbox.rights import Right, RightsStore, Trustee
+from sandbox.rights import Grant, Right, RightsStore, Trustee
 from sandbox.settings import Behaviour
 
 MailboxKind = Literal["user", "shared", "none"]
@@ -246,6 +246,13 @@ class Tenant:
         if app is not None and app.exchange_service_principal:
             return Trustee("sp", app.service_principal_id)
         return None
+
+    def grant_record(self, right: str, mailbox: str, trustee: str) -> Grant | None:
+        """The directory's record of ``trustee`` holding ``right`` on ``mailbox`` (addresses), for tests and the demo."""
+        owner, who = self.user_by_address(mailbox), self.trustee(trustee)
+        if owner is None or who is None:
+            return None
+        return next((g for g in self.rights.held(owner.id, cast(Right, right)) if g.trustee == who), None)
 
     def trustee_label(self, trustee: Trustee) -> str:
         """How Exchange prints a trustee: UPN for users, display name for groups, the SID, the SP id."""

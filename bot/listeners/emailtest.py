@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.context import BotContext
+from bot.errors import after_ack
 from bot.people import directory_query
 from bot.slack_io import Posted, is_channel_problem
 from plugin.doctor import Report
@@ -19,23 +20,31 @@ from plugin.errors import ServiceError
 
 def register(app: AsyncApp, ctx: BotContext) -> None:
     @app.command("/emailtest")
-    async def emailtest(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def emailtest(
+        ack: AsyncAck, body: dict[str, Any], command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         await ack()
-        user, channel = command["user_id"], command["channel_id"]
-        query = await directory_query(client, command.get("text", ""))
-        try:
-            posted = await ctx.poster.post(channel, blocks.testing_message(query, user))
-        except ServiceError as exc:
-            if not is_channel_problem(exc):
-                raise
-            # The app is not in this channel: answer privately instead of in a thread.
-            await respond(text=f"Testing {query}… (invite @emaildoctor to this channel to get the report in a thread)")
-            report = await ctx.doctor.diagnose(query)
-            text, report_blocks = blocks.report_blocks(report)
-            await respond(**blocks.redacted({"text": text, "blocks": report_blocks}, ctx.secrets))
-            return
+        after_ack(ctx, body, respond, run_emailtest(ctx, command, client, respond), name="emailtest")
+
+
+async def run_emailtest(
+    ctx: BotContext, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+) -> None:
+    user, channel = command["user_id"], command["channel_id"]
+    query = await directory_query(client, command.get("text", ""))
+    try:
+        posted = await ctx.poster.post(channel, blocks.testing_message(query, user))
+    except ServiceError as exc:
+        if not is_channel_problem(exc):
+            raise
+        # The app is not in this channel: answer privately instead of in a thread.
+        await respond(text=f"Testing {query}… (invite @emaildoctor to this channel to get the report in a thread)")
         report = await ctx.doctor.diagnose(query)
-        await publish_report(ctx, report, posted, requested_by=user)
+        text, report_blocks = blocks.report_blocks(report)
+        await respond(**blocks.redacted({"text": text, "blocks": report_blocks}, ctx.secrets))
+        return
+    report = await ctx.doctor.diagnose(query)
+    await publish_report(ctx, report, posted, requested_by=user)
 
 
 async def publish_report(ctx: BotContext, report: Report, parent: Posted, *, requested_by: str) -> None:

@@ -10,6 +10,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import audits, blocks
 from bot.context import BotContext
+from bot.errors import after_ack
 from bot.scheduler import next_runs
 from plugin.errors import ConfigError
 
@@ -18,30 +19,34 @@ USAGE = "Usage: `/mailaudit run` (audit now) · `/mailaudit last` (the last audi
 
 def register(app: AsyncApp, ctx: BotContext) -> None:
     @app.command("/mailaudit")
-    async def mailaudit(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def mailaudit(ack: AsyncAck, body: dict[str, Any], command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        verb = (command.get("text") or "").strip().casefold()
-        if verb not in ("run", "last", "schedule"):
-            raise ConfigError(USAGE)
-        user = command["user_id"]
-        if not await ctx.approvers.is_it(user):
-            raise ConfigError(f"Only IT admins ({ctx.approvers.handle}) can see mailbox-rights audits.")
-        if verb == "schedule":
-            cron = ctx.settings.slack.audit_cron
-            if not cron:
-                text = "No scheduled audit: set EMAILDOCTOR_SLACK__AUDIT_CRON (e.g. `0 7 * * 1-5`)."
-            else:
-                runs = ", ".join(f"{moment:%a %Y-%m-%d %H:%M} UTC" for moment in next_runs(cron, ctx.now()))
-                where = f"<#{ctx.settings.slack.audit_channel}>" if ctx.settings.slack.audit_channel else "nowhere"
-                text = f"Scheduled audit `{cron}` (UTC), posted to {where}. Next: {runs}."
-            await respond(text=text, response_type="ephemeral")
-            return
-        if verb == "last":
-            stored = await ctx.store.latest_snapshot()
-            message = audits.last_summary(stored) if stored else blocks.plain("No audit has run yet: `/mailaudit run`.")
-            await respond(text=message[0], blocks=message[1], response_type="ephemeral")
-            return
-        channel = ctx.settings.slack.audit_channel or command["channel_id"]
-        await respond(text=f"Auditing every mailbox; the summary and the CSV will be posted in <#{channel}>.")
-        report = await audits.run_audit(ctx)
-        await audits.post_audit(ctx, report, channel, scheduled=False)
+        after_ack(ctx, body, respond, run_mailaudit(ctx, command, respond), name="mailaudit")
+
+
+async def run_mailaudit(ctx: BotContext, command: dict[str, Any], respond: AsyncRespond) -> None:
+    verb = (command.get("text") or "").strip().casefold()
+    if verb not in ("run", "last", "schedule"):
+        raise ConfigError(USAGE)
+    user = command["user_id"]
+    if not await ctx.approvers.is_it(user):
+        raise ConfigError(f"Only IT admins ({ctx.approvers.handle}) can see mailbox-rights audits.")
+    if verb == "schedule":
+        cron = ctx.settings.slack.audit_cron
+        if not cron:
+            text = "No scheduled audit: set EMAILDOCTOR_SLACK__AUDIT_CRON (e.g. `0 7 * * 1-5`)."
+        else:
+            runs = ", ".join(f"{moment:%a %Y-%m-%d %H:%M} UTC" for moment in next_runs(cron, ctx.now()))
+            where = f"<#{ctx.settings.slack.audit_channel}>" if ctx.settings.slack.audit_channel else "nowhere"
+            text = f"Scheduled audit `{cron}` (UTC), posted to {where}. Next: {runs}."
+        await respond(text=text, response_type="ephemeral")
+        return
+    if verb == "last":
+        stored = await ctx.store.latest_snapshot()
+        message = audits.last_summary(stored) if stored else blocks.plain("No audit has run yet: `/mailaudit run`.")
+        await respond(text=message[0], blocks=message[1], response_type="ephemeral")
+        return
+    channel = ctx.settings.slack.audit_channel or command["channel_id"]
+    await respond(text=f"Auditing every mailbox; the summary and the CSV will be posted in <#{channel}>.")
+    report = await audits.run_audit(ctx)
+    await audits.post_audit(ctx, report, channel, scheduled=False)

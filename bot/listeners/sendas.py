@@ -16,6 +16,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot import approvals, blocks
 from bot.changes import Change, apply_change, describe_duration, parse_duration, parse_right
 from bot.context import BotContext
+from bot.errors import after_ack
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
 
@@ -53,56 +54,56 @@ def parse(text: str) -> SendAsCommand:
 
 def register(app: AsyncApp, ctx: BotContext) -> None:
     @app.command("/sendas")
-    async def sendas(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def sendas(ack: AsyncAck, body: dict[str, Any], command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        parsed = parse(command.get("text", ""))
-        user = command["user_id"]
-        permissions = ctx.permissions
-        if permissions is None:
-            raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot read or change mailbox rights")
-        if parsed.verb == "show":
-            rights = await permissions.show(parsed.target)
-            await _respond(ctx, respond, blocks.lines_message(f"Rights on {rights.mailbox}", _show_lines(rights)))
-            return
-        if parsed.verb == "who":
-            grants = await permissions.who(parsed.target)
-            lines = [
-                f"• {RIGHT_WORDS[g.right]} on {g.mailbox}" + (" (inherited)" if g.inherited else "") for g in grants
-            ]
-            title = f"What {parsed.target} can send as, on behalf of, or open"
-            await _respond(ctx, respond, blocks.lines_message(title, lines, empty="no rights on other mailboxes"))
-            return
-        assert parsed.change is not None
-        change = parsed.change
-        if await ctx.approvers.is_it(user):
-            result = await apply_change(ctx, change, actor=user, approved_by=user, request_id=None)
-            words = approvals.change_words(change)
-            if result.ok:
-                done = "done" if result.outcome == "changed" else "already so, nothing changed"
-                tail = (
-                    f" It is revoked automatically after {describe_duration(change.duration)}."
-                    if change.duration
-                    else ""
-                )
-                text = f":white_check_mark: {words}: {done} (read back from Exchange).{tail}"
-            else:
-                text = f":x: Could not {words}: {result.detail}"
-            await _respond(ctx, respond, blocks.plain(text), in_channel=result.ok)
-            return
-        request = await approvals.open_request(
-            ctx,
-            change,
-            requested_by=user,
-            reason="asked with /sendas",
-            origin_channel=command["channel_id"],
-            origin_thread_ts=None,
-            test_user=None,
-        )
-        await _respond(
-            ctx,
-            respond,
-            blocks.plain(f"Only IT can change rights directly, so request {request.id} went to IT for approval."),
-        )
+        after_ack(ctx, body, respond, run_sendas(ctx, command, respond), name="sendas")
+
+
+async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRespond) -> None:
+    parsed = parse(command.get("text", ""))
+    user = command["user_id"]
+    permissions = ctx.permissions
+    if permissions is None:
+        raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot read or change mailbox rights")
+    if parsed.verb == "show":
+        rights = await permissions.show(parsed.target)
+        await _respond(ctx, respond, blocks.lines_message(f"Rights on {rights.mailbox}", _show_lines(rights)))
+        return
+    if parsed.verb == "who":
+        grants = await permissions.who(parsed.target)
+        lines = [f"• {RIGHT_WORDS[g.right]} on {g.mailbox}" + (" (inherited)" if g.inherited else "") for g in grants]
+        title = f"What {parsed.target} can send as, on behalf of, or open"
+        await _respond(ctx, respond, blocks.lines_message(title, lines, empty="no rights on other mailboxes"))
+        return
+    assert parsed.change is not None
+    change = parsed.change
+    if await ctx.approvers.is_it(user):
+        result = await apply_change(ctx, change, actor=user, approved_by=user, request_id=None)
+        words = approvals.change_words(change)
+        if result.ok:
+            done = "done" if result.outcome == "changed" else "already so, nothing changed"
+            tail = (
+                f" It is revoked automatically after {describe_duration(change.duration)}." if change.duration else ""
+            )
+            text = f":white_check_mark: {words}: {done} (read back from Exchange).{tail}"
+        else:
+            text = f":x: Could not {words}: {result.detail}"
+        await _respond(ctx, respond, blocks.plain(text), in_channel=result.ok)
+        return
+    request = await approvals.open_request(
+        ctx,
+        change,
+        requested_by=user,
+        reason="asked with /sendas",
+        origin_channel=command["channel_id"],
+        origin_thread_ts=None,
+        test_user=None,
+    )
+    await _respond(
+        ctx,
+        respond,
+        blocks.plain(f"Only IT can change rights directly, so request {request.id} went to IT for approval."),
+    )
 
 
 def _show_lines(rights: Any) -> list[str]:

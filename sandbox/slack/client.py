@@ -185,6 +185,21 @@ class SlackClient:
 
     # ----------------------------------------------------------------------------- signing and sending
 
+    async def redeliver(
+        self, delivery: SlackDelivery, *, retry_num: int = 1, retry_reason: str = "http_timeout"
+    ) -> SlackDelivery:
+        """Send the same request again, as Slack retries a delivery it thinks failed: the same body (same
+        trigger_id), a fresh signature, and ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason``."""
+        return await self._deliver(
+            delivery.kind,
+            delivery.request_body,
+            response_url=delivery.response_url,
+            trigger_id=delivery.trigger_id,
+            retry=(retry_num, retry_reason),
+            wrong_signature=False,
+            timestamp_age_s=0,
+        )
+
     def sign(self, body: str, timestamp: int, secret: str | None = None) -> str:
         base = f"v0:{timestamp}:{body}".encode()
         key = (secret or self.workspace.signing_secret).encode()

@@ -1,0 +1,60 @@
+"""How failures reach people: one renderer for every error, whether bolt caught it or background work did.
+
+Listeners acknowledge Slack first and hand the rest to :func:`after_ack`, so a failure after the
+acknowledgement can never delay or swallow it, and is still rendered here with its catalogue code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from slack_bolt.error import BoltUnhandledRequestError
+
+from bot import blocks
+from bot.context import BotContext
+from plugin.catalogue import CATALOGUE
+from plugin.errors import ConfigError, EmailDoctorError
+from plugin.redact import redact
+
+log = logging.getLogger(__name__)
+UNEXPECTED = ":warning: Something went wrong inside emaildoctor; it has been logged. Please try again."
+
+
+def error_text(error: BaseException) -> str:
+    if isinstance(error, EmailDoctorError):
+        title = CATALOGUE[error.code].title if error.code and not isinstance(error, ConfigError) else None
+        prefix = f":warning: *{title}* [{error.code}]: " if title else ":warning: "
+        return prefix + str(error)
+    return UNEXPECTED
+
+
+async def report_error(ctx: BotContext, error: BaseException, body: dict[str, Any], respond: Any = None) -> None:
+    """Tell the person who acted what went wrong (privately), in words; never a stack trace."""
+    if isinstance(error, BoltUnhandledRequestError):
+        return
+    if not isinstance(error, EmailDoctorError):
+        log.error("unexpected error: %s", redact(repr(error), ctx.secrets))
+    text = redact(error_text(error), ctx.secrets)
+    if respond is not None and body.get("response_url"):
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+        return
+    user = (body.get("user") or {}).get("id") or body.get("user_id")
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    if user and channel:
+        await ctx.poster.ephemeral(channel, user, blocks.plain(text))
+
+
+def after_ack(
+    ctx: BotContext, body: dict[str, Any], respond: Any, work: Coroutine[Any, Any, None], *, name: str
+) -> None:
+    """Run ``work`` in the background after Slack has been acknowledged; report its failure to the person."""
+
+    async def run() -> None:
+        try:
+            await work
+        except Exception as error:  # noqa: BLE001 - the background twin of @app.error: every failure is rendered
+            await report_error(ctx, error, body, respond)
+
+    ctx.tasks.spawn(run(), name=name)
