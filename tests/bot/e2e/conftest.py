@@ -63,8 +63,8 @@ class World:
         assert delivery.status == 200, (delivery.status, delivery.body, delivery.error)
         return delivery
 
-    async def wait(self, predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
-        return await self.workspace.wait_for(predicate, timeout=timeout)
+    async def wait(self, predicate: Callable[[], Any], within: float = WAIT) -> Any:
+        return await self.workspace.wait_for(predicate, timeout=within)
 
     async def top(self, channel: str, needle: str) -> SlackMessage:
         """The first top-level message in ``channel`` whose text contains ``needle`` (waiting for it)."""
@@ -121,6 +121,8 @@ async def start_world(
 
 @pytest.fixture
 async def world(sandbox_factory: SandboxFactory, tmp_path: Path, database: Database) -> AsyncIterator[World]:
-    async with sandbox_factory(propagation_delay_seconds=PROPAGATION_SECONDS) as sandbox:
-        async with start_world(sandbox, tmp_path, database.url) as running:
-            yield running
+    async with (
+        sandbox_factory(propagation_delay_seconds=PROPAGATION_SECONDS) as sandbox,
+        start_world(sandbox, tmp_path, database.url) as running,
+    ):
+        yield running

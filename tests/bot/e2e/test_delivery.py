@@ -41,7 +41,7 @@ async def test_acknowledged_within_3_seconds_while_graph_is_slow(world: World) -
     assert delivery.acked_in_time
     assert delivery.elapsed_s < 3.0
     parent = await world.top(HELPDESK, "Testing outgoing email for *alice*")
-    await world.wait(lambda: "Send As denied" in world.latest(parent).text, timeout=60)
+    await world.wait(lambda: "Send As denied" in world.latest(parent).text, within=60)
 
 
 async def test_several_tests_at_once_do_not_block_each_other(world: World) -> None:
@@ -54,7 +54,7 @@ async def test_several_tests_at_once_do_not_block_each_other(world: World) -> No
     assert all(d.acked_in_time for d in deliveries)
     for name, verdict in (("alice", "Send As denied"), ("bob", "passed"), ("henry", "passed")):
         parent = await world.top(HELPDESK, f"Testing outgoing email for *{name}*")
-        await world.wait(lambda p=parent, v=verdict: v in world.latest(p).text, timeout=30)
+        await world.wait(lambda p=parent, v=verdict: v in world.latest(p).text, within=30)
 
 
 async def test_mention_is_resolved_through_users_info(world: World) -> None:
