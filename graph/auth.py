@@ -308,6 +308,21 @@ class AppTokenProvider:
 
         return source
 
+    async def forget(self, scope: str) -> None:
+        """Drop the cached token for ``scope``, so the next call asks Entra ID for a new one (after a service
+        refused a token the local clock still thinks is valid: clock skew, or a revoked token)."""
+        await asyncio.to_thread(self._forget, scope)
+
+    def _forget(self, scope: str) -> None:
+        import msal
+
+        with self._lock:
+            if self._app is None:
+                return
+            cache = self._app.token_cache
+            for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=[scope])):
+                cache.remove_at(entry)
+
     def credential(self) -> MsalCredential:
         """This provider as an azure-core ``AsyncTokenCredential`` for msgraph-sdk (same app, same cache)."""
         return MsalCredential(self)

@@ -120,6 +120,7 @@ class ExchangeAdmin:
         api_version: str = "beta",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        on_token_rejected: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"the Exchange admin API URL must be https://…, not {base_url!r}")
@@ -142,6 +143,8 @@ class ExchangeAdmin:
         self._sleep = sleep
         self._monotonic = monotonic
         self._connection_id = str(uuid.uuid4())
+        self._on_token_rejected = on_token_rejected
+        """Called once per request when the service answers 401: drop the cached token, then retry with a new one."""
         self.stats = ExchangeStats()
 
     # --- public API ----------------------------------------------------------------------------------------
@@ -277,6 +280,7 @@ class ExchangeAdmin:
     async def _post(self, url: str, body: bytes, headers: Mapping[str, str], command: Command | None) -> Any:
         cmdlet = command.cmdlet if command else "$batch"
         attempt = 0
+        renewed = False
         while True:
             token = await self._token()
             request_headers = {**headers, "Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
@@ -298,6 +302,10 @@ class ExchangeAdmin:
                             f"Exchange Online could not be reached for {cmdlet}: {exc!s}",
                             code=Code.SERVER_UNAVAILABLE,
                         ) from exc
+            if response is not None and response.status_code == 401 and self._on_token_rejected and not renewed:
+                renewed = True
+                await self._on_token_rejected()
+                continue
             if response is not None and not _retryable(response):
                 return self._payload(response, command)
             if attempt >= self._max_retries:

@@ -38,6 +38,7 @@ class M365Services:
             base_url=settings.exchange_url,
             tenant_id=settings.tenant_id,
             timeout=settings.timeout,
+            on_token_rejected=lambda: self.tokens.forget(exchange_scope(settings)),
         )
         self.permissions = PermissionService(self.exchange, clock=clock)
         self.directory = GraphUserDirectory(self.graph, self.permissions.smtp_auth)

@@ -1,0 +1,108 @@
+"""`/sendas show|who|grant|revoke`, time-bound grants revoked on time, and grants that never run unlogged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.scheduler import Scheduler
+from bot.store.engine import async_url
+from sandbox.slack import ResponsePost
+from tests.bot.e2e.conftest import APPROVALS, HANNAH, IVAN, World
+
+
+async def _answer(world: World, needle: str) -> ResponsePost:
+    def find() -> ResponsePost | None:
+        return next((p for p in world.workspace.response_posts() if needle in str(p.payload)), None)
+
+    post: ResponsePost = await world.wait(find)
+    return post
+
+
+async def test_show_lists_holders_without_self_and_marks_kinds(world: World) -> None:
+    await world.command(IVAN, "/sendas", "show sales@business.com")
+    post = await _answer(world, "Rights on sales@business.com")
+    shown = str(post.payload)
+    assert "admin@business.com" in shown and "S-1-5-21-3623811015-3361044348-30300820-1013 (orphaned_sid)" in shown
+    assert "NT AUTHORITY\\\\SELF" not in shown and "NT AUTHORITY\\SELF" not in shown
+    assert post.payload.get("response_type") == "ephemeral"
+
+
+async def test_who_is_a_reverse_lookup(world: World) -> None:
+    await world.command(IVAN, "/sendas", "who admin@business.com")
+    post = await _answer(world, "What admin@business.com can send as")
+    shown = str(post.payload)
+    assert "Send As on henry@business.com" in shown and "Send on Behalf on frank@business.com" in shown
+    assert "alice@business.com" not in shown
+
+
+async def test_it_grants_and_revokes_directly(world: World) -> None:
+    record = ("SendAs", "grace@business.com", "admin@business.com")
+    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com grace@business.com")
+    await _answer(world, "(read back from Exchange)")
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com grace@business.com")
+    await _answer(world, "already so, nothing changed")
+    await world.command(IVAN, "/sendas", "revoke SendAs admin@business.com grace@business.com")
+    await world.wait(lambda: world.sandbox.tenant.grant_record(*record) is None)
+    actions = [(e.action, e.result, e.actor, e.approved_by) for e in await world.ctx.store.audit_entries(limit=50)]
+    assert actions.count(("grant", "ok", IVAN, IVAN)) == 2
+    assert ("revoke", "ok", IVAN, IVAN) in actions
+
+
+async def test_others_get_an_approval_request(world: World) -> None:
+    await world.command(HANNAH, "/sendas", "grant SendOnBehalf admin@business.com grace@business.com")
+    await _answer(world, "went to IT for approval")
+    card = await world.top(APPROVALS, "asks to grant *admin@business.com* Send on Behalf on *grace@business.com*")
+    assert card.action_ids() == ["approve_request", "deny_request"]
+    assert world.sandbox.tenant.grant_record("SendOnBehalf", "grace@business.com", "admin@business.com") is None
+
+
+async def test_time_bound_grant_is_revoked_when_it_expires(world: World) -> None:
+    record = ("FullAccess", "support@business.com", "bob@business.com")
+    await world.command(IVAN, "/sendas", "grant FullAccess bob@business.com support@business.com for 8h")
+    await _answer(world, "revoked automatically after 8h")
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    scheduler = Scheduler(world.ctx, started_at=world.clock.now())
+    world.clock.advance(timedelta(hours=7).total_seconds())
+    await scheduler.tick()
+    assert world.sandbox.tenant.grant_record(*record) is not None  # not yet
+    world.clock.advance(timedelta(hours=1, minutes=1).total_seconds())
+    await scheduler.tick()
+    assert world.sandbox.tenant.grant_record(*record) is None
+    notice = await world.top(APPROVALS, "The time limit ran out")
+    assert "bob@business.com's Full Access on support@business.com was removed" in notice.text
+    revoked = [e for e in await world.ctx.store.audit_entries(limit=50) if e.action == "revoke"]
+    assert [(e.actor, e.result) for e in revoked] == [("emaildoctor (time limit)", "ok")]
+
+
+async def test_bad_arguments_change_nothing(world: World) -> None:
+    before = sorted(str(g) for g in world.sandbox.tenant.rights.records())
+    for text_ in (
+        "grant Everything admin@business.com alice@business.com",
+        "grant SendAs admin@business.com",
+        "grant SendAs x y for ages",
+        "frobnicate",
+    ):
+        await world.command(IVAN, "/sendas", text_)
+    await _answer(world, "is not a right")
+    await _answer(world, "is not a duration")
+    await _answer(world, "Usage:")
+    await world.settle()
+    assert sorted(str(g) for g in world.sandbox.tenant.rights.records()) == before
+    assert [e for e in await world.ctx.store.audit_entries() if e.action in ("grant", "grant.started")] == []
+
+
+async def test_no_grant_runs_when_the_audit_log_cannot_be_written(world: World) -> None:
+    engine = create_async_engine(async_url(world.settings.store.url))
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE audit_log"))
+    await engine.dispose()
+    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com alice@business.com")
+    await world.wait(
+        lambda: any("Store" in str(p.payload) or "store" in str(p.payload) for p in world.workspace.response_posts())
+    )
+    await world.settle()
+    assert world.sandbox.tenant.grant_record("SendAs", "alice@business.com", "admin@business.com") is None
