@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import blocks
 from bot.context import BotContext
+from bot.store import Store
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
 
@@ -18,10 +19,11 @@ if TYPE_CHECKING:
 MAX_LISTED = 8
 
 
-async def previous_snapshot(ctx: BotContext) -> Snapshot | None:
+async def previous_snapshot_from(store: Store) -> Snapshot | None:
+    """The last audit kept in the store (by the bot or the CLI), as the audit's own snapshot type."""
     from graph.audit_findings import Snapshot
 
-    stored = await ctx.store.latest_snapshot()
+    stored = await store.latest_snapshot()
     if stored is None:
         return None
     return Snapshot.from_json({**stored.summary, "grants": list(stored.rows)})
@@ -31,7 +33,7 @@ async def run_audit(ctx: BotContext) -> AuditReport:
     """Audit the tenant, diff against the last stored snapshot, store this one."""
     if ctx.auditor is None:
         raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot audit mailbox rights")
-    previous = await previous_snapshot(ctx)
+    previous = await previous_snapshot_from(ctx.store)
     directory = await ctx.directory.load()
     report = await ctx.auditor.run(directory=directory, previous=previous)
     snapshot = report.snapshot.to_json()

@@ -12,7 +12,7 @@ from typing import Any
 
 from plugin.catalogue import CATALOGUE, PENDING
 from plugin.diagnosis import Diagnosis, FixAction, Right
-from plugin.doctor import Check, Report
+from plugin.doctor import CHECK_LABELS, Check, Report
 from plugin.redact import redact
 from plugin.resolve import RIGHT_WORDS
 
@@ -24,15 +24,6 @@ ACTION_REQUEST_FIX = "request_fix"
 ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
 
-CHECK_LABELS = {
-    "email_on_record": "Email address on record",
-    "principal_account": "Signing-in account",
-    "from_mailbox": "From mailbox",
-    "smtp_auth": "SMTP AUTH allowed",
-    "right": "Mailbox right",
-    "server_tls": "Server reachable, TLS",
-    "test_send": "Test send",
-}
 SECTION_LIMIT = 2900  # Slack allows 3000 characters of text in a section
 
 

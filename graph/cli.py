@@ -1,7 +1,142 @@
-from plugin.pending import PendingCommand
+"""`emaildoctor test USER` and `emaildoctor perms MAILBOX | --trustee USER`."""
 
-TEST = PendingCommand("test")
-PERMS = PendingCommand("perms")
-GRANT = PendingCommand("grant")
-REVOKE = PendingCommand("revoke")
-AUDIT = PendingCommand("audit")
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+from graph.permissions_model import Grant, MailboxRights, TrusteeKind
+from graph.services import M365Services
+from plugin.directory_files import FileDirectorySource
+from plugin.doctor import Doctor
+from plugin.redact import redact
+from plugin.render_text import render_report
+from plugin.resolve import RIGHT_WORDS
+
+if TYPE_CHECKING:
+    from plugin.cli import CliContext
+
+TEST_DESCRIPTION = """\
+The full /emailtest diagnosis for a user of the directory: who signs in, which address the mail claims,
+checks run side by side (user and mailbox exist, SMTP AUTH switches, the needed right, server and TLS),
+then a real test send on the user's transport (SMTP or Microsoft Graph), explained in plain words.
+
+USER is a login, an email address or a name from the directory (EMAILDOCTOR_DIRECTORY__PATH).
+Without Microsoft 365 settings only the SMTP parts run.
+
+examples:
+  emaildoctor test alice
+  emaildoctor test alice@business.com --json | jq .diagnosis.fix_action
+
+exit status: 0 the test passed, 1 it failed (the diagnosis says why), 2 bad arguments or settings."""
+
+PERMS_DESCRIPTION = """\
+Who holds Send As, Send on Behalf and Full Access on a mailbox (NT AUTHORITY\\SELF left out; inherited,
+group, disabled, external and orphaned trustees marked), or with --trustee, what one user can send as,
+on behalf of, or open. Read from the Exchange admin API with the emaildoctor app's permissions.
+
+examples:
+  emaildoctor perms alice@business.com
+  emaildoctor perms --trustee admin@business.com --json"""
+
+
+def _print(context: CliContext, text: str, secrets: list[str]) -> None:
+    print(redact(text, secrets), file=context.out)
+
+
+class TestCommand:
+    name = "test"
+    help = "full diagnosis of a directory user's outgoing email (the /emailtest of the terminal)"
+    description = TEST_DESCRIPTION
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("user", metavar="USER", help="login, email address or name in the directory")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        settings = context.settings()
+        secrets = list(settings.secret_values())
+        directory = FileDirectorySource(settings.directory.path)
+        m365 = M365Services(settings.m365) if settings.m365.configured else None
+        try:
+            doctor = Doctor(directory=directory, settings=settings, environ=context.environ, m365=m365, secrets=secrets)
+            report = await doctor.diagnose(args.user)
+        finally:
+            if m365 is not None:
+                await m365.aclose()
+        text = json.dumps(report.to_json(), indent=2) if args.json else render_report(report)
+        _print(context, text, secrets)
+        return 0 if report.ok else 1
+
+
+class PermsCommand:
+    name = "perms"
+    help = "who holds SendAs / SendOnBehalf / FullAccess on a mailbox (or --trustee: what a user holds)"
+    description = PERMS_DESCRIPTION
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("mailbox", metavar="MAILBOX", nargs="?", help="the mailbox's address")
+        parser.add_argument("--trustee", metavar="USER", help="reverse lookup: what USER holds on other mailboxes")
+        parser.add_argument("--all", action="store_true", help="also list Exchange's own inherited system entries")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+    async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        if bool(args.mailbox) == bool(args.trustee):
+            print("emaildoctor perms: give a MAILBOX, or --trustee USER (one of the two)", file=context.err)
+            return 2
+        settings = context.settings()
+        secrets = list(settings.secret_values())
+        async with M365Services(settings.m365) as m365:
+            if args.trustee:
+                grants = await m365.permissions.who(args.trustee)
+                data: object = {"trustee": args.trustee, "grants": [g.to_json() for g in grants]}
+                text = _render_who(args.trustee, grants)
+            else:
+                rights = await m365.permissions.show(args.mailbox)
+                data = rights.to_json()
+                text = _render_show(rights, everything=args.all)
+        _print(context, json.dumps(data, indent=2) if args.json else text, secrets)
+        return 0
+
+
+def describe_trustee(grant: Grant) -> str:
+    marks = [str(grant.trustee_kind).replace("_", " ")] if str(grant.trustee_kind) != "user" else []
+    if grant.inherited:
+        marks.append("inherited")
+    if grant.deny:
+        marks.append("DENY")
+    return grant.trustee + (f" ({', '.join(marks)})" if marks else "")
+
+
+def _render_show(rights: MailboxRights, *, everything: bool = False) -> str:
+    lines = [f"Rights on {rights.mailbox}"]
+    hidden = 0
+    for label, grants in (
+        ("Send As", rights.send_as),
+        ("Send on Behalf", rights.send_on_behalf),
+        ("Full Access", rights.full_access),
+    ):
+        shown = [g for g in grants if everything or g.trustee_kind is not TrusteeKind.SYSTEM]
+        hidden += len(grants) - len(shown)
+        holders = ", ".join(describe_trustee(g) for g in shown) or "nobody"
+        lines.append(f"  {label + ':':<16}{holders}")
+    if hidden:
+        lines.append(f"  (and {hidden} inherited entries of Exchange's own accounts; --all lists them)")
+    lines += [f"  warning: {w}" for w in rights.warnings]
+    return "\n".join(lines)
+
+
+def _render_who(trustee: str, grants: list[Grant]) -> str:
+    if not grants:
+        return f"{trustee} holds no Send As, Send on Behalf or Full Access on other mailboxes."
+    lines = [f"What {trustee} holds on other mailboxes"]
+    lines += [
+        f"  {RIGHT_WORDS[g.right] + ':':<16}{g.mailbox}" + (" (inherited)" if g.inherited else "")
+        for g in sorted(grants, key=lambda g: (g.right, g.mailbox))
+    ]
+    return "\n".join(lines)
+
+
+TEST = TestCommand()
+PERMS = PermsCommand()

@@ -362,6 +362,14 @@ class _Words(dict[str, str]):
         return "{" + key + "}"
 
 
+def _wait_words(minutes: float | None) -> str:
+    if not minutes:
+        return "an hour"
+    if minutes < 1:
+        return f"about {round(minutes * 60)} seconds"
+    return f"about {minutes:.0f} minutes" if minutes != 1 else "about a minute"
+
+
 def _words(facts: Facts) -> _Words:
     right = RIGHT_WORDS[facts.right] if facts.right else "Send As"
     grant = (
@@ -383,7 +391,7 @@ def _words(facts: Facts) -> _Words:
         server_source=facts.server_source or "the outgoing mail server settings",
         detail=facts.detail or "",
         grant_command=grant,
-        wait=f"about {facts.wait_minutes:g} minutes" if facts.wait_minutes else "an hour",
+        wait=_wait_words(facts.wait_minutes),
     )
 
 

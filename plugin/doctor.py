@@ -28,6 +28,15 @@ from plugin.resolve import RIGHT_WORDS, ResolutionError, SendPlan, SignIn, resol
 from plugin.settings import Settings
 from plugin.testmessage import new_test_id
 
+CHECK_LABELS = {
+    "email_on_record": "Email address on record",
+    "principal_account": "Signing-in account",
+    "from_mailbox": "From mailbox",
+    "smtp_auth": "SMTP AUTH allowed",
+    "right": "Mailbox right",
+    "server_tls": "Server reachable, TLS",
+    "test_send": "Test send",
+}
 NOT_CONFIGURED = "not checked: Microsoft 365 is not configured (EMAILDOCTOR_M365__…)"
 
 
@@ -333,7 +342,8 @@ def _smtp_detail(result: ProbeResult) -> str:
     if result.ok:
         return f"the server accepted the test message (test id {result.test_id})"
     code = result.diagnosis.code if result.diagnosis else "unknown"
-    reply = f": {result.reply}" if result.reply else ""
+    reply = str(result.reply) if result.reply else ""
+    reply = f": {reply[:117]}…" if len(reply) > 120 else (f": {reply}" if reply else "")
     return f"refused at {result.stage} [{code}]{reply}"
 
 

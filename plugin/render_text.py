@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from plugin.catalogue import CATALOGUE
+from plugin.catalogue import CATALOGUE, PENDING
 from plugin.classify import Stage
 from plugin.diagnosis import Diagnosis
+from plugin.doctor import CHECK_LABELS, Report
 from plugin.probe_request import ProbeRequest, ProbeResult
 
 PASS, FAIL = "✓", "✗"
 _STAGE_ORDER = [s for s in Stage if s is not Stage.DONE]
 
 
-def render_diagnosis(diagnosis: Diagnosis, *, indent: str = "") -> list[str]:
-    entry = CATALOGUE[diagnosis.code]
+def render_diagnosis(diagnosis: Diagnosis, *, indent: str = "", pending: bool = False) -> list[str]:
+    entry = PENDING if pending else CATALOGUE[diagnosis.code]
     lines = [
         f"{indent}{entry.title}  [{diagnosis.code}; who acts: {diagnosis.remedy}]",
         f"{indent}  Cause: {diagnosis.cause}",
@@ -54,4 +55,31 @@ def render_probe(request: ProbeRequest, result: ProbeResult) -> str:
         lines.extend(render_diagnosis(result.diagnosis, indent="  "))
     lines.extend(["", "Transcript (secrets redacted):"])
     lines.extend(f"  {line}" for line in result.transcript)
+    return "\n".join(lines)
+
+
+def render_report(report: Report) -> str:
+    """The full diagnosis of ``emaildoctor test`` for a terminal."""
+    plan = report.plan
+    lines = [
+        f"emaildoctor test of {plan.user.name} ({plan.user.login})" if plan else f"emaildoctor test of {report.query}"
+    ]
+    if plan is not None:
+        how = f"SMTP {plan.host}:{plan.port} ({plan.security})" if str(plan.transport) == "smtp" else "Microsoft Graph"
+        lines += [f"  {plan.explanation}", f"  How: {how}, {plan.server_source}; test id {report.test_id}"]
+        lines += [f"  Note: {note}" for note in plan.notes]
+    lines.append("")
+    width = max((len(CHECK_LABELS.get(c.name, c.name)) for c in report.checks), default=0)
+    for check in report.checks:
+        mark = {True: PASS, False: FAIL, None: "-"}[check.ok]
+        lines.append(f"  {mark} {CHECK_LABELS.get(check.name, check.name):<{width}}  {check.detail}")
+    lines.append("")
+    if report.ok:
+        lines.append("PASSED: the test message was accepted.")
+    elif report.diagnosis is not None:
+        lines.append("FAILED:")
+        lines.extend(render_diagnosis(report.diagnosis, indent="  ", pending=report.pending))
+    if report.smtp is not None and not report.ok:
+        lines += ["", "SMTP transcript (secrets redacted):"]
+        lines += [f"  {line}" for line in report.smtp.transcript]
     return "\n".join(lines)

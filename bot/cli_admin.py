@@ -1,0 +1,206 @@
+"""`emaildoctor grant|revoke` and `emaildoctor audit`: the terminal's way to change and audit rights.
+
+They live beside the store because they write to it: every change goes into the same hash-chained audit
+log as the bot's (before it runs, and with its outcome), and every audit is kept as a snapshot, so the
+next one reports what changed, whichever of the CLI or the bot ran it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.changes import describe_duration, parse_duration, parse_right
+from bot.store import Store
+from plugin.directory_files import FileDirectorySource
+from plugin.errors import ConfigError
+from plugin.redact import redact
+from plugin.resolve import RIGHT_WORDS
+
+if TYPE_CHECKING:
+    from graph.audit import AuditProgress
+    from graph.audit_findings import AuditReport
+    from plugin.cli import CliContext
+
+CHANGE_DESCRIPTION = """\
+{verb} a mailbox right in Exchange Online, then read it back. Idempotent: {verb_lower}ing what is already so
+reports "unchanged". Written to the audit log (EMAILDOCTOR_STORE__URL) before it runs and with its outcome.
+
+RIGHT is SendAs, SendOnBehalf or FullAccess; the trustee gets (or loses) the right on the mailbox.
+
+examples:
+  emaildoctor {verb_lower} SendAs --mailbox alice@business.com --trustee admin@business.com{example_tail}
+
+exit status: 0 changed or already so, 1 Exchange refused or the read-back failed, 2 bad arguments."""
+
+AUDIT_DESCRIPTION = """\
+Inventory every SendAs, SendOnBehalf and FullAccess grant in the tenant with the Exchange admin API's
+tenant-wide paged queries, compare with the previous audit (kept in EMAILDOCTOR_STORE__URL), and report
+risky grants (disabled, deleted and external trustees) and every directory user whose configured sending
+needs a right that is missing: a Send As denied predicted before it happens.
+
+examples:
+  emaildoctor audit
+  emaildoctor audit --csv rights.csv --json > audit.json"""
+
+
+def actor() -> str:
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+class ChangeCommand:
+    def __init__(self, verb: str) -> None:
+        self.name = verb
+        self.help = f"{verb} SendAs / SendOnBehalf / FullAccess on a mailbox (audited, read back)"
+        tail = " --for 8h" if verb == "grant" else ""
+        self.description = CHANGE_DESCRIPTION.format(verb=verb.capitalize(), verb_lower=verb, example_tail=tail)
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("right", metavar="RIGHT", help="SendAs, SendOnBehalf or FullAccess")
+        parser.add_argument("--mailbox", required=True, metavar="M", help="the mailbox the right is on")
+        parser.add_argument("--trustee", required=True, metavar="T", help="who gets or loses the right")
+        if self.name == "grant":
+            parser.add_argument(
+                "--for",
+                dest="duration",
+                metavar="DURATION",
+                help="time-bound: 30m, 8h, 2d … (the bot's scheduler revokes it when it runs out)",
+            )
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        from bot.context import SystemClock
+        from graph.services import M365Services
+
+        right = parse_right(args.right)
+        duration = parse_duration(args.duration) if getattr(args, "duration", None) else None
+        settings = context.settings()
+        clock = SystemClock()
+        subject: dict[str, object] = {"right": str(right), "mailbox": args.mailbox, "trustee": args.trustee}
+        if duration is not None:
+            subject["duration_seconds"] = int(duration.total_seconds())
+        async with M365Services(settings.m365, clock=clock) as m365:
+            secrets = [*settings.secret_values(), *m365.secrets]
+            async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
+                async with store.audited(actor(), self.name, subject, approved_by=actor()) as record:
+                    if self.name == "grant":
+                        expires = clock.now() + duration if duration else None
+                        result = await m365.permissions.grant(right, args.mailbox, args.trustee, expires_at=expires)
+                    else:
+                        result = await m365.permissions.revoke(right, args.mailbox, args.trustee)
+                    record.result = "ok" if result.ok else "failed"
+                    record.detail = f"{result.outcome}: {result.detail}"
+                if result.ok and duration is not None and result.expires_at is not None:
+                    await store.add_timed_grant(right, args.mailbox, args.trustee, result.expires_at, None, actor())
+        if args.json:
+            text = json.dumps(result.to_json(), indent=2)
+        else:
+            words = f"{args.trustee} {RIGHT_WORDS[right]} on {args.mailbox}"
+            verified = "read back from Exchange" if result.verified else "not verified"
+            text = f"{self.name} {words}: {result.outcome} ({verified}). {result.detail}"
+            if duration and result.ok:
+                text += (
+                    f"\nTime-bound: revoked after {describe_duration(duration)} by the bot's scheduler "
+                    "(`emaildoctor bot` must be running)."
+                )
+            if result.ok and self.name == "grant":
+                text += (
+                    "\nExchange can take up to an hour to apply a new right to sending; re-test with emaildoctor test."
+                )
+        print(redact(text, secrets), file=context.out)
+        return 0 if result.ok else 1
+
+
+class AuditCommand:
+    name = "audit"
+    help = "inventory every SendAs / SendOnBehalf / FullAccess grant, with findings and changes"
+    description = AUDIT_DESCRIPTION
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--csv", type=Path, metavar="FILE", help="also write one CSV row per grant to FILE")
+        parser.add_argument("--json", action="store_true", help="print the snapshot, diff and findings as JSON")
+        parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        from bot.audits import previous_snapshot_from
+        from bot.context import SystemClock
+        from graph.audit import TenantAudit
+        from graph.audit_output import audit_json, write_audit_csv
+        from graph.services import M365Services
+
+        if args.csv is not None and not args.csv.parent.is_dir():
+            raise ConfigError(f"--csv: the folder {args.csv.parent} does not exist")
+        settings = context.settings()
+        clock = SystemClock()
+        progress = None if args.quiet else _progress_printer(context)
+        async with M365Services(settings.m365, clock=clock) as m365:
+            secrets = [*settings.secret_values(), *m365.secrets]
+            directory = await FileDirectorySource(settings.directory.path).load()
+            async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
+                previous = await previous_snapshot_from(store)
+                audit = TenantAudit(m365.exchange, m365.directory, clock=clock, progress=progress)
+                report = await audit.run(directory=directory, previous=previous)
+                snapshot = report.snapshot.to_json()
+                grants = snapshot.pop("grants")
+                await store.save_snapshot(report.snapshot.taken_at, snapshot, grants)
+                await store.append_audit(actor(), "audit", {"mailboxes": report.snapshot.mailboxes}, "ok")
+        if progress is not None:
+            print(file=context.err)
+        if args.csv is not None:
+            with args.csv.open("w", encoding="utf-8", newline="") as stream:
+                rows = write_audit_csv(report, stream, secrets)
+            print(f"wrote {rows} rows to {args.csv}", file=context.err)
+        text = json.dumps(audit_json(report, audit.stats, secrets), indent=2) if args.json else render_audit(report)
+        print(redact(text, secrets), file=context.out)
+        return 0
+
+
+def render_audit(report: AuditReport) -> str:
+    snap = report.snapshot
+    lines = [f"Audit of {snap.mailboxes} mailboxes at {snap.taken_at:%Y-%m-%d %H:%M} UTC: {len(snap.grants)} grants"]
+    for right, words in RIGHT_WORDS.items():
+        lines.append(f"  {words + ':':<16}{sum(1 for g in snap.grants if g.right is right)}")
+    if report.diff.previous_taken_at is None:
+        lines.append("Changes: first audit (the next one reports what changed).")
+    else:
+        lines.append(f"Changes since {report.diff.previous_taken_at:%Y-%m-%d %H:%M} UTC:")
+        lines += [f"  + {RIGHT_WORDS[g.right]} {g.trustee} on {g.mailbox}" for g in report.diff.granted]
+        lines += [f"  - {RIGHT_WORDS[g.right]} {g.trustee} on {g.mailbox}" for g in report.diff.removed]
+        if report.diff.empty:
+            lines.append("  none")
+    lines.append(f"Findings ({len(report.findings)}):")
+    for finding in report.findings:
+        who = f" [users: {', '.join(finding.users)}]" if finding.users else ""
+        lines.append(f"  {finding.kind}: {finding.detail}{who}")
+        lines.append(f"      {finding.remedy}")
+    return "\n".join(lines)
+
+
+def _progress_printer(context: CliContext) -> Callable[[AuditProgress], None]:
+    stream = context.err
+    interactive = stream.isatty() if hasattr(stream, "isatty") else False
+
+    last_at, last_phase = 0.0, ""
+
+    def show(progress: AuditProgress) -> None:
+        nonlocal last_at, last_phase
+        now = time.monotonic()
+        if progress.phase == last_phase and now - last_at < (0.2 if interactive else 2.0):
+            return  # a line per phase and every couple of seconds is progress; one per batch is noise
+        last_at, last_phase = now, progress.phase
+        total = str(progress.mailboxes_listed) + ("" if progress.listing_complete else "+")
+        line = f"audit: {progress.phase}: {progress.mailboxes_done}/{total} mailboxes"
+        print(("\r" + line) if interactive else line, end="" if interactive else "\n", file=stream, flush=True)
+
+    return show
+
+
+GRANT = ChangeCommand("grant")
+REVOKE = ChangeCommand("revoke")
+AUDIT = AuditCommand()
