@@ -1,0 +1,142 @@
+"""The Slack app manifest and the Entra app registration stay consistent with the code: the schema, the commands the
+bot registers, the Slack scopes the bot's Web API calls need, and the Microsoft 365 permissions graph/ uses."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from bot.app import COMMANDS
+from plugin.diagnosis import Right
+from sandbox.runtime import Sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO.parent / "shared" / "reference" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
+SLACK = yaml.safe_load((REPO / "manifests" / "slack-app.yaml").read_text())
+ENTRA = json.loads((REPO / "manifests" / "entra-app.json").read_text())
+
+
+def test_slack_manifest_matches_slacks_schema() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(SLACK), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+def _registered_commands() -> set[str]:
+    found: set[str] = set()
+    for path in (REPO / "bot" / "listeners").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "command"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.add(str(node.args[0].value))
+    return found
+
+
+def test_manifest_commands_are_the_commands_the_bot_registers() -> None:
+    manifest = {c["command"] for c in SLACK["features"]["slash_commands"]}
+    assert manifest == set(COMMANDS) == _registered_commands()
+    urls = {c.get("url") for c in SLACK["features"]["slash_commands"]} | {
+        SLACK["settings"]["interactivity"]["request_url"]
+    }
+    assert urls == {"https://emaildoctor.example.com/slack/events"}  # one endpoint, the bot's EVENTS_PATH
+
+
+def _entra_roles() -> dict[str, set[str]]:
+    roles: dict[str, set[str]] = {}
+    for entry in ENTRA["applicationPermissions"]:
+        roles.setdefault(entry["resource"], set()).add(entry["permission"])
+    return roles
+
+
+def test_entra_manifest_lists_what_graph_asks_for() -> None:
+    from graph.token_lint import EXCHANGE_ADMIN_APP_ROLE, GRAPH_SEND_ROLE, SMTP_APP_ROLE
+
+    roles = _entra_roles()
+    assert {GRAPH_SEND_ROLE, "User.Read.All", "Mail.ReadBasic.All"} == roles["Microsoft Graph"]
+    assert {EXCHANGE_ADMIN_APP_ROLE, SMTP_APP_ROLE} == roles["Office 365 Exchange Online"]
+    ids = {e["resourceAppId"] for e in ENTRA["applicationPermissions"]}
+    assert ids == {"00000003-0000-0000-c000-000000000000", "00000002-0000-0ff1-ce00-000000000000"}
+    assert ENTRA["entraRole"]["name"] == "Exchange Recipient Administrator"
+
+
+async def test_an_app_with_exactly_the_manifests_permissions_can_do_everything(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Configure the sandbox's app with the manifest's permissions and role only, then run every Microsoft 365
+    operation emaildoctor has: the full diagnosis (SMTP basic, SMTP XOAUTH2, Graph), show, who, grant, revoke, audit."""
+    from graph.services import M365Services
+    from plugin.directory_files import FileDirectorySource
+    from plugin.doctor import Doctor
+    from plugin.settings import load_settings
+
+    app = sandbox.app
+    roles = _entra_roles()
+    app.graph_roles = set(roles["Microsoft Graph"])
+    app.exchange_roles = set(roles["Office 365 Exchange Online"])
+    app.entra_roles = {ENTRA["entraRole"]["name"]}
+    app.exchange_role_groups = set()
+    settings = load_settings(sandbox.write_env_file(tmp_path / ".env"))
+    async with M365Services(settings.m365, clock=sandbox.clock) as m365:
+        doctor = Doctor(
+            directory=FileDirectorySource(settings.directory.path),
+            settings=settings,
+            environ=sandbox.settings_env(),
+            m365=m365,
+        )
+        outcomes: dict[str, Any] = {}
+        for user in ("alice", "bob", "carol", "erin", "frank", "henry", "ivy", "jack"):
+            report = await doctor.diagnose(user)
+            outcomes[user] = report.diagnosis.code if report.diagnosis else "ok"
+            assert all(check.ok is not None or "not needed" in check.detail for check in report.checks), report.checks
+        assert outcomes == {
+            "alice": "send_as_denied",
+            "bob": "ok",
+            "carol": "ok",
+            "erin": "ok",
+            "frank": "ok",
+            "henry": "ok",
+            "ivy": "ok",
+            "jack": "ok",
+        }
+        assert (await m365.permissions.show("sales@business.com")).send_as
+        assert await m365.permissions.who("admin@business.com")
+        assert (await m365.permissions.grant(Right.SEND_AS, "grace@business.com", "admin@business.com")).ok
+        assert (await m365.permissions.revoke(Right.SEND_AS, "grace@business.com", "admin@business.com")).ok
+        report = await m365.audit.run(directory=await FileDirectorySource(settings.directory.path).load())
+        assert report.snapshot.mailboxes > 10
+
+
+@pytest.mark.parametrize("missing", ["Mail.Send", "User.Read.All"])
+async def test_without_a_manifest_permission_the_diagnosis_says_so(
+    sandbox: Sandbox, tmp_path: Path, missing: str
+) -> None:
+    from graph.services import M365Services
+    from plugin.directory_files import FileDirectorySource
+    from plugin.doctor import Doctor
+    from plugin.settings import load_settings
+
+    sandbox.app.graph_roles.discard(missing)
+    settings = load_settings(sandbox.write_env_file(tmp_path / ".env"))
+    async with M365Services(settings.m365, clock=sandbox.clock) as m365:
+        doctor = Doctor(
+            directory=FileDirectorySource(settings.directory.path),
+            settings=settings,
+            environ=sandbox.settings_env(),
+            m365=m365,
+        )
+        report = await doctor.diagnose("erin")
+    if missing == "Mail.Send":
+        assert report.diagnosis is not None and report.diagnosis.code == "graph_access_denied"
+    else:
+        assert any(check.ok is None and "could not check" in check.detail for check in report.checks)
