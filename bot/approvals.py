@@ -29,7 +29,6 @@ async def open_request(
     change: Change,
     *,
     requested_by: str,
-    reason: str,
     origin_channel: str,
     origin_thread_ts: str | None,
     test_user: str | None,
@@ -55,7 +54,7 @@ async def open_request(
     await ctx.store.append_audit(
         requested_by, f"{change.kind}.requested", change.subject(), "ok", request_id=request.id
     )
-    card = await ctx.poster.post(channel, _card(ctx, request, reason))
+    card = await ctx.poster.post(channel, _card(ctx, request, reason_of(request)))
     await ctx.store.set_card(request.id, card.channel, card.ts)
     return request
 
@@ -74,7 +73,7 @@ def _card(ctx: BotContext, request: FixRequest, reason: str, status: str | None 
 
 def reason_of(request: FixRequest) -> str:
     if request.origin_test_user:
-        return f"the email test of {request.origin_test_user} failed because this right is missing"
+        return f"the email test of {request.origin_test_user} failed with Send As denied: this right is missing"
     return "asked with /sendas"
 
 
@@ -156,16 +155,17 @@ async def retest(ctx: BotContext, request: FixRequest) -> None:
     )
 
     async def on_attempt(attempt: int, report: Report) -> None:
-        state = "passed" if report.ok else blocks.title_of(report.diagnosis, report.pending).lower()
+        state = "passed" if report.ok else blocks.title_of(report.diagnosis, report.pending)
         await ctx.poster.update(
             progress, blocks.plain(f":arrows_counterclockwise: Re-test {attempt} of {user}: {state}.")
         )
 
     outcome = await retest_until_passing(lambda: ctx.doctor.diagnose(user), policy, ctx.sleep, on_attempt)
     minutes = outcome.waited / 60
+    waited = f"{outcome.waited:.0f} s" if outcome.waited < 120 else f"{minutes:.0f} min"
     if outcome.passed:
         text = (
-            f":white_check_mark: {user}'s email test passes now (re-test {outcome.attempts}, after {minutes:.1f} min)."
+            f":white_check_mark: {user}'s email test passes now (re-test {outcome.attempts}, {waited} after the grant)."
         )
     elif outcome.stopped_early:
         text = f":x: {user}'s test now fails for another reason; see the report below."

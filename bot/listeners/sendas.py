@@ -94,7 +94,6 @@ async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRes
         ctx,
         change,
         requested_by=user,
-        reason="asked with /sendas",
         origin_channel=command["channel_id"],
         origin_thread_ts=None,
         test_user=None,
