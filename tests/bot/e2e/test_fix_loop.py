@@ -52,7 +52,7 @@ async def test_send_as_denied_request_approve_grant_retest(world: World) -> None
     pending = [
         v for m in world.workspace.replies(HELPDESK, parent.ts) for v in world.workspace.versions(HELPDESK, m.ts)
     ]
-    assert any("granted, waiting for exchange to apply it" in v.text for v in pending)
+    assert any("Granted, waiting for Exchange to apply it" in v.text for v in pending)
 
     entries = await world.ctx.store.audit_entries(limit=50)
     actions = [(e.action, e.result, e.actor, e.approved_by) for e in entries]
