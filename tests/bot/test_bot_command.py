@@ -1,0 +1,55 @@
+"""`emaildoctor bot` starts against the sandbox with settings only, serves Slack over HTTP, and stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import urllib.request
+from pathlib import Path
+
+from sandbox.runtime import Sandbox
+
+EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
+
+
+async def test_bot_command_serves_slack_and_stops_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:
+    env_file = sandbox.write_env_file(tmp_path / ".env")
+    with env_file.open("a", encoding="utf-8") as handle:
+        handle.write(f"EMAILDOCTOR_STORE__URL=sqlite:///{tmp_path / 'bot.db'}\nEMAILDOCTOR_SLACK__PORT=0\n")
+    process = await asyncio.create_subprocess_exec(
+        EMAILDOCTOR,
+        "--env-file",
+        str(env_file),
+        "bot",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert "listening on http://127.0.0.1:" in line, line + (await process.stderr.read(2000)).decode()
+        url = line.split("listening on ", 1)[1].split()[0]
+        health = url.replace("/slack/events", "/healthz")
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(health, timeout=5).read())  # noqa: S310 - loopback
+        assert json.loads(body) == {"ok": True, "service": "emaildoctor-bot"}
+
+        slack = sandbox.slack_client(url)
+        delivery = await slack.slash_command("U0HANNAH", "/emailtest", "bob", "C0HELPDESK")
+        assert delivery.status == 200 and delivery.acked_in_time
+        assert sandbox.slack is not None
+        await sandbox.slack.wait_for(
+            lambda: any("Bob Baker" in m.text and "passed" in m.text for m in sandbox.slack.messages("C0HELPDESK")),  # type: ignore[union-attr]
+            timeout=30,
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "emaildoctor bot: stopped" in out.decode()
+    secrets = [v for k, v in sandbox.settings_env().items() if "SECRET" in k or "TOKEN" in k or "PASSWORD" in k]
+    for secret in secrets:
+        assert secret not in out.decode() + err.decode()
