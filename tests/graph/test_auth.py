@@ -17,8 +17,6 @@ from pydantic import SecretStr
 
 from graph.auth import (
     AppTokenProvider,
-    DeviceCodeLogin,
-    DeviceCodePrompt,
     SignInConfigurationError,
     SignInError,
     delegated_scope,
@@ -27,6 +25,7 @@ from graph.auth import (
     smtp_scope,
     smtp_token_source,
 )
+from graph.device_login import DeviceCodeLogin, DeviceCodePrompt
 from graph.token_lint import (
     SMTP_APP_ROLE,
     SMTP_DELEGATED_SCOPE,
