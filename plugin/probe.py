@@ -8,10 +8,8 @@ the first failure, which becomes a :class:`~plugin.classify.Failure` and then a 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
-import json
 import re
 import socket
 import ssl
@@ -21,10 +19,11 @@ from typing import TypeVar
 
 import aiosmtplib
 
-from plugin.catalogue import Facts, diagnose
-from plugin.classify import Failure, FailureKind, Stage, classify
-from plugin.diagnosis import Code, Diagnosis, FixAction, Right
+from plugin.classify import Failure, FailureKind, Stage
+from plugin.diagnosis import Code
 from plugin.errors import EmailDoctorError
+from plugin.probe_auth import auth_login, auth_plain, auth_xoauth2
+from plugin.probe_diagnosis import diagnose_failure
 from plugin.probe_request import ProbeRequest, ProbeResult, TlsInfo, check_request
 from plugin.replies import Reply, parse_reply
 from plugin.settings import Security
@@ -244,64 +243,19 @@ class _Session:
             )
         self.mechanism = wanted
         if wanted == "xoauth2":
-            response = await self._auth_xoauth2()
-        elif wanted == "login":
-            response = await self._auth_login()
+            assert r.token_source is not None
+            assert r.user is not None
+            token = await r.token_source()
+            self.secrets.append(token)
+            response = await auth_xoauth2(smtp, self.transcript, r.user, token)
         else:
-            response = await self._auth_plain()
+            password = r.password.get_secret_value() if r.password else ""
+            exchange = auth_login if wanted == "login" else auth_plain
+            response = await exchange(smtp, self.transcript, r.user or "", password)
         self.transcript.received(response.code, response.message)
         if response.code != 235:
             raise _Failed(self._failure(FailureKind.REPLY, reply=parse_reply(response.code, response.message)))
         self.authenticated = True
-
-    async def _auth_plain(self) -> aiosmtplib.SMTPResponse:
-        smtp, r = self._smtp(), self.r
-        password = r.password.get_secret_value() if r.password else ""
-        blob = base64.b64encode(f"\0{r.user}\0{password}".encode()).decode()
-        self.transcript.add_secret(blob)
-        self.transcript.sent(f"AUTH PLAIN <credentials of {r.user}, redacted>")
-        response = await smtp.execute_command(b"AUTH", b"PLAIN", blob.encode())
-        if response.code == 334:
-            self.transcript.received(response.code, response.message)
-            self.transcript.sent("<credentials redacted>")
-            response = await smtp.execute_command(blob.encode())
-        return response
-
-    async def _auth_login(self) -> aiosmtplib.SMTPResponse:
-        smtp, r = self._smtp(), self.r
-        password = r.password.get_secret_value() if r.password else ""
-        self.transcript.sent("AUTH LOGIN")
-        response = await smtp.execute_command(b"AUTH", b"LOGIN")
-        if response.code != 334:
-            return response
-        self.transcript.received(response.code, response.message)
-        user_b64 = base64.b64encode((r.user or "").encode()).decode()
-        self.transcript.sent(f"{user_b64} ({r.user})")
-        response = await smtp.execute_command(user_b64.encode())
-        if response.code != 334:
-            return response
-        self.transcript.received(response.code, response.message)
-        password_b64 = base64.b64encode(password.encode()).decode()
-        self.transcript.add_secret(password_b64)
-        self.transcript.sent("<password redacted>")
-        return await smtp.execute_command(password_b64.encode())
-
-    async def _auth_xoauth2(self) -> aiosmtplib.SMTPResponse:
-        smtp, r = self._smtp(), self.r
-        assert r.token_source is not None
-        token = await r.token_source()
-        self.transcript.add_secret(token)
-        self.secrets.append(token)
-        blob = base64.b64encode(f"user={r.user}\x01auth=Bearer {token}\x01\x01".encode()).decode()
-        self.transcript.add_secret(blob)
-        self.transcript.sent(f"AUTH XOAUTH2 <token for user={r.user}, redacted>")
-        response = await smtp.execute_command(b"AUTH", b"XOAUTH2", blob.encode())
-        if response.code == 334:  # an error challenge: Base64 JSON; an empty line fetches the final reply
-            self.transcript.received(response.code, response.message)
-            self.transcript.note(f"Error challenge: {_decode_challenge(response.message)}")
-            self.transcript.sent("")
-            response = await smtp.execute_command(b"")
-        return response
 
     async def _command(self, line: str, accepted: tuple[int, ...]) -> None:
         smtp = self._smtp()
@@ -422,7 +376,7 @@ class _Session:
             ok=failure is None,
             stage=failure.stage if failure else self.stage,
             reply=failure.reply if failure else None,
-            diagnosis=self._diagnosis(failure) if failure else None,
+            diagnosis=diagnose_failure(failure, self.r, self.tls, self.mechanism, self.secrets) if failure else None,
             transcript=tuple(self.transcript.lines),
             timings_ms=dict(self.timings),
             test_id=self.test_id,
@@ -431,57 +385,3 @@ class _Session:
             mechanism=self.mechanism,
             warnings=self.warnings,
         )
-
-    def _diagnosis(self, failure: Failure) -> Diagnosis:
-        r = self.r
-        code = classify(failure)
-        right = Right.SEND_ON_BEHALF if r.sender else Right.SEND_AS
-        evidence = [f"At the {failure.stage} stage the server replied: {failure.reply}"] if failure.reply else []
-        if not failure.reply:
-            evidence.append(f"At the {failure.stage} stage: {failure.detail.strip(' ();') or failure.kind}")
-        if self.tls:
-            evidence.append(f"TLS: {self.tls.version}, {self.tls.cipher}")
-        facts = Facts(
-            principal=r.user,
-            from_addr=r.from_addr,
-            to_addr=r.to_addr,
-            right=right,
-            host=r.host,
-            port=r.port,
-            stage=str(failure.stage),
-            timeout=r.timeout,
-            reply=str(failure.reply) if failure.reply else None,
-            mechanism=self.mechanism,
-            server_source=r.server_source,
-            detail=_detail(code, failure, r),
-        )
-        fix = None
-        if code is Code.SEND_AS_DENIED and r.user and r.user.casefold() != r.from_addr.casefold():
-            fix = FixAction(right, r.from_addr, r.user)
-        return diagnose(code, facts, evidence, secrets=self.secrets, fix_action=fix)
-
-
-def _detail(code: Code, failure: Failure, request: ProbeRequest) -> str:
-    text = failure.reply.text if failure.reply else ""
-    if code is Code.SMTP_AUTH_DISABLED:
-        return (
-            " for the whole organisation (tenant)"
-            if "tenant" in text.casefold()
-            else f" for the mailbox {request.user}"
-        )
-    if code is Code.BASIC_AUTH_BLOCKED and text:
-        return f" ({text.split('. Contact')[0].strip()})"
-    if code in (Code.TLS_CERTIFICATE_INVALID, Code.TLS_FAILED, Code.AUTH_UNAVAILABLE, Code.AUTH_MECHANISM_UNSUPPORTED):
-        return failure.detail
-    if code in (Code.SENDER_REJECTED, Code.RECIPIENT_REJECTED, Code.UNKNOWN, Code.TENANT_BLOCKED) and failure.reply:
-        return f': "{failure.reply}"'
-    if code is Code.SERVER_UNAVAILABLE and failure.reply:
-        return f' ("{failure.reply}")'
-    return ""
-
-
-def _decode_challenge(message: str) -> str:
-    try:
-        return json.dumps(json.loads(base64.b64decode(message.strip() + "==")))
-    except (ValueError, UnicodeDecodeError):
-        return message

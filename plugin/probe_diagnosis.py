@@ -1,0 +1,61 @@
+"""From a failed probe to its diagnosis: the code, the facts the wording needs, the evidence, the ready fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from plugin.catalogue import Facts, diagnose
+from plugin.classify import Failure, classify
+from plugin.diagnosis import Code, Diagnosis, FixAction, Right
+from plugin.probe_request import ProbeRequest, TlsInfo
+
+
+def diagnose_failure(
+    failure: Failure, request: ProbeRequest, tls: TlsInfo | None, mechanism: str | None, secrets: Sequence[str]
+) -> Diagnosis:
+    code = classify(failure)
+    right = Right.SEND_ON_BEHALF if request.sender else Right.SEND_AS
+    if failure.reply:
+        evidence = [f"At the {failure.stage} stage the server replied: {failure.reply}"]
+    else:
+        evidence = [f"At the {failure.stage} stage: {failure.detail.strip(' ();') or failure.kind}"]
+    if tls:
+        evidence.append(f"TLS: {tls.version}, {tls.cipher}")
+    facts = Facts(
+        principal=request.user,
+        from_addr=request.from_addr,
+        to_addr=request.to_addr,
+        right=right,
+        host=request.host,
+        port=request.port,
+        stage=str(failure.stage),
+        timeout=request.timeout,
+        reply=str(failure.reply) if failure.reply else None,
+        mechanism=mechanism,
+        server_source=request.server_source,
+        detail=_detail(code, failure, request),
+    )
+    fix = None
+    if code is Code.SEND_AS_DENIED and request.user and request.user.casefold() != request.from_addr.casefold():
+        fix = FixAction(right, request.from_addr, request.user)
+    return diagnose(code, facts, evidence, secrets=secrets, fix_action=fix)
+
+
+def _detail(code: Code, failure: Failure, request: ProbeRequest) -> str:
+    """The clause that makes a cause specific: which switch, which certificate problem, the server's words."""
+    text = failure.reply.text if failure.reply else ""
+    if code is Code.SMTP_AUTH_DISABLED:
+        return (
+            " for the whole organisation (tenant)"
+            if "tenant" in text.casefold()
+            else f" for the mailbox {request.user}"
+        )
+    if code is Code.BASIC_AUTH_BLOCKED and text:
+        return f" ({text.split('. Contact')[0].strip()})"
+    if code in (Code.TLS_CERTIFICATE_INVALID, Code.TLS_FAILED, Code.AUTH_UNAVAILABLE, Code.AUTH_MECHANISM_UNSUPPORTED):
+        return failure.detail
+    if code in (Code.SENDER_REJECTED, Code.RECIPIENT_REJECTED, Code.UNKNOWN, Code.TENANT_BLOCKED) and failure.reply:
+        return f': "{failure.reply}"'
+    if code is Code.SERVER_UNAVAILABLE and failure.reply:
+        return f' ("{failure.reply}")'
+    return ""
