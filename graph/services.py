@@ -6,17 +6,19 @@ Nothing here does I/O until first used; :meth:`M365Services.aclose` releases the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import TracebackType
 
 from graph.audit import Clock, TenantAudit
-from graph.auth import AppTokenProvider, exchange_scope
+from graph.auth import AppTokenProvider, exchange_scope, graph_scope
 from graph.exchange import ExchangeAdmin
 from graph.graph_client import GraphClient
 from graph.http import build_http_client
 from graph.mail import GraphMailer
 from graph.permissions import PermissionService
+from graph.token_lint import GRAPH_SEND_ROLE, SMTP_APP_ROLE, exchange_audiences, graph_audiences, lint_token
 from graph.users import GraphUserDirectory
-from plugin.errors import ConfigError
+from plugin.errors import ConfigError, EmailDoctorError
 from plugin.probe_request import TokenSource
 from plugin.settings import M365Settings
 
@@ -60,6 +62,34 @@ class M365Services:
 
     def smtp_token_source(self) -> TokenSource:
         return self.tokens.token_source(exchange_scope(self.settings))
+
+    async def explain_token(self, for_smtp: bool) -> tuple[str, ...]:
+        settings = self.settings
+        if for_smtp:
+            scope, audiences, role = exchange_scope(settings), exchange_audiences(settings), SMTP_APP_ROLE
+        else:
+            scope, audiences, role = graph_scope(settings), graph_audiences(settings), GRAPH_SEND_ROLE
+        try:
+            token = (await self.tokens.token(scope)).token
+        except EmailDoctorError as exc:
+            return (f"Sign-in failed before any token was issued: {exc}",)
+        lint = lint_token(
+            token,
+            expected_audience=audiences,
+            needed_role=role,
+            needed_scope=None,
+            now=datetime.now(UTC),
+            expected_tenant=settings.tenant_id,
+        )
+        hint = (
+            ()
+            if not for_smtp
+            else (
+                "A valid token is still refused when the app's service principal is not registered in Exchange "
+                "(New-ServicePrincipal) or lacks Full Access on the mailbox it signs in as.",
+            )
+        )
+        return (*lint.evidence(), *hint)
 
     @property
     def secrets(self) -> list[str]:

@@ -145,7 +145,7 @@ class Doctor:
             return Report(query, True, test_id, plan, all_checks, None, smtp, graph)
         right_check = next(c for c in all_checks if c.name == "right")
         pending = code is Code.SEND_AS_DENIED and right_check.ok is True
-        diagnosis = self._combine(plan, code or Code.UNKNOWN, smtp, graph, all_checks, pending)
+        diagnosis = await self._combine(plan, code or Code.UNKNOWN, smtp, graph, all_checks, pending)
         return Report(query, False, test_id, plan, all_checks, diagnosis, smtp, graph, pending)
 
     # -- checks -------------------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class Doctor:
 
     # -- combining ----------------------------------------------------------------------------------------
 
-    def _combine(
+    async def _combine(
         self,
         plan: SendPlan,
         code: Code,
@@ -295,6 +295,8 @@ class Doctor:
         pending: bool,
     ) -> Diagnosis:
         failed_checks = tuple(f"Check {c.name}: {c.detail}" for c in checks if c.ok is False and c.name != "test_send")
+        if code is Code.OAUTH_TOKEN_INVALID and self._m365 is not None and plan.sign_in is SignIn.OAUTH_APP:
+            failed_checks += await self._m365.explain_token(for_smtp=plan.transport is Transport.SMTP)
         if smtp is not None and smtp.diagnosis is not None and not pending:
             # The probe's diagnosis already names the server's specifics (which switch, which mechanism).
             return dataclasses.replace(smtp.diagnosis, evidence=smtp.diagnosis.evidence + failed_checks)

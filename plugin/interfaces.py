@@ -130,3 +130,8 @@ class Microsoft365(Protocol):
     def smtp_token_source(self) -> TokenSource:
         """The app's token for SMTP XOAUTH2 (scope ``{exchange}/.default``, role SMTP.SendAsApp)."""
         ...
+
+    async def explain_token(self, for_smtp: bool) -> tuple[str, ...]:
+        """Evidence about the app's token when a service rejected it: audience, roles, expiry, and what is
+        missing for SMTP XOAUTH2 (``for_smtp``) or Graph sendMail. Never the token itself."""
+        ...

@@ -30,6 +30,7 @@ from aiohttp import web
 from sandbox.clock import ManualClock
 from sandbox.faults import SERVICES, FaultBook
 from sandbox.identity import SignInService
+from sandbox.smtp_policy import OUTBOUND_BLOCKS
 from sandbox.state import Tenant
 
 TENANT_SWITCHES = (
@@ -228,18 +229,23 @@ def _tenant_patch_problem(body: dict[str, Any]) -> str | None:
         if key in TENANT_SWITCHES:
             if not isinstance(value, bool):
                 return f"{key} must be true or false"
+        elif key == "outbound_block":
+            if value is not None and value not in OUTBOUND_BLOCKS:
+                return f"outbound_block must be null or one of {', '.join(OUTBOUND_BLOCKS)}"
         elif key == "propagation_delay_seconds":
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 return "propagation_delay_seconds must be a number >= 0"
         else:
             return (
-                f"unknown tenant setting {key!r}; one of {', '.join((*TENANT_SWITCHES, 'propagation_delay_seconds'))}"
+                f"unknown tenant setting {key!r}; one of "
+                f"{', '.join((*TENANT_SWITCHES, 'outbound_block', 'propagation_delay_seconds'))}"
             )
     return None
 
 
 def _tenant_json(tenant: Tenant) -> dict[str, Any]:
     data: dict[str, Any] = {key: getattr(tenant, key) for key in TENANT_SWITCHES}
+    data["outbound_block"] = tenant.outbound_block
     data["propagation_delay_seconds"] = tenant.propagation_delay_seconds
     data["id"] = tenant.id
     data["domains"] = tenant.domains

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import yaml
 
@@ -58,6 +58,7 @@ def _build(data: Mapping[str, Any], clock: Clock) -> Tenant:
         conditional_access_block_legacy_auth=bool(switches.get("conditional_access_block_legacy_auth", False)),
         basic_auth_disabled=bool(switches.get("basic_auth_disabled", False)),
         basic_auth_retired=bool(switches.get("basic_auth_retired", False)),
+        outbound_block=_outbound_block(switches.get("outbound_block")),
         propagation_delay_seconds=float(data.get("propagation_delay_seconds", 0)),
         behaviour=Behaviour().changed(**_mapping(data.get("behaviour") or {}, "behaviour")),
         slack=dict(data["slack"]) if isinstance(data.get("slack"), Mapping) else None,
@@ -191,3 +192,11 @@ def _mapping(value: object, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise TenantFileError(f"{where}: expected a mapping")
     return value
+
+
+def _outbound_block(value: object) -> Literal["threshold", "ip", "unregistered_domain"] | None:
+    if value is None:
+        return None
+    if value == "threshold" or value == "ip" or value == "unregistered_domain":
+        return value
+    raise ValueError(f"switches.outbound_block: {value!r} is not one of threshold, ip, unregistered_domain")

@@ -131,7 +131,18 @@ def may_send_as(submission: Submission, from_address: str, sender_address: str |
     return False
 
 
+OUTBOUND_BLOCKS = {
+    "threshold": "550 5.7.705 Access denied, tenant has exceeded threshold",
+    "ip": "550 5.7.708 Access denied, traffic not accepted from this IP",
+    "unregistered_domain": "550 5.7.750 Client blocked from sending from unregistered domain",
+}
+"""Microsoft's tenant-wide outbound blocks (SupportArticles 5.7.700-5.7.750), by ``Tenant.outbound_block``."""
+
+
 def check_mail_from(submission: Submission, address: str) -> str | None:
+    block = submission.tenant.outbound_block
+    if block is not None:
+        return OUTBOUND_BLOCKS[block]
     if submission.tenant.behaviour.smtp_send_as_check in ("mail", "both") and not may_send_as(
         submission, address, None
     ):

@@ -150,6 +150,8 @@ class Tenant:
     conditional_access_block_legacy_auth: bool = False
     basic_auth_disabled: bool = False
     """Authentication policy or Microsoft's default blocks basic auth: 535 5.7.139 '…basic authentication is disabled.'"""
+    outbound_block: Literal["threshold", "ip", "unregistered_domain"] | None = None
+    """Microsoft has blocked the tenant's outbound mail: MAIL FROM gets 550 5.7.705 / 5.7.708 / 5.7.750."""
     basic_auth_retired: bool = False
     """After Microsoft's cutover: 550 5.7.30 'Basic authentication is not supported for Client Submission.'"""
     propagation_delay_seconds: float = 0.0
