@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from bot.changes import describe_duration, parse_duration, parse_right
 from bot.store import Store
+from graph.cli_signin import add_option, microsoft365
 from plugin.directory_files import FileDirectorySource
 from plugin.errors import ConfigError
 from plugin.redact import redact
@@ -73,10 +74,10 @@ class ChangeCommand:
                 help="time-bound: 30m, 8h, 2d … (the bot's scheduler revokes it when it runs out)",
             )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
+        add_option(parser)
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
         from bot.context import SystemClock
-        from graph.services import M365Services
 
         right = parse_right(args.right)
         duration = parse_duration(args.duration) if getattr(args, "duration", None) else None
@@ -85,10 +86,12 @@ class ChangeCommand:
         subject: dict[str, object] = {"right": str(right), "mailbox": args.mailbox, "trustee": args.trustee}
         if duration is not None:
             subject["duration_seconds"] = int(duration.total_seconds())
-        async with M365Services(settings.m365, clock=clock) as m365:
+        m365_context = microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock)
+        async with m365_context as (m365, admin):
+            who = admin or actor()
             secrets = [*settings.secret_values(), *m365.secrets]
             async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
-                async with store.audited(actor(), self.name, subject, approved_by=actor()) as record:
+                async with store.audited(who, self.name, subject, approved_by=who) as record:
                     if self.name == "grant":
                         expires = clock.now() + duration if duration else None
                         result = await m365.permissions.grant(right, args.mailbox, args.trustee, expires_at=expires)
@@ -97,7 +100,7 @@ class ChangeCommand:
                     record.result = "ok" if result.ok else "failed"
                     record.detail = f"{result.outcome}: {result.detail}"
                 if result.ok and duration is not None and result.expires_at is not None:
-                    await store.add_timed_grant(right, args.mailbox, args.trustee, result.expires_at, None, actor())
+                    await store.add_timed_grant(right, args.mailbox, args.trustee, result.expires_at, None, who)
         if args.json:
             text = json.dumps(result.to_json(), indent=2)
         else:
@@ -126,20 +129,23 @@ class AuditCommand:
         parser.add_argument("--csv", type=Path, metavar="FILE", help="also write one CSV row per grant to FILE")
         parser.add_argument("--json", action="store_true", help="print the snapshot, diff and findings as JSON")
         parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+        add_option(parser)
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
         from bot.audits import previous_snapshot_from
         from bot.context import SystemClock
         from graph.audit import TenantAudit
         from graph.audit_output import audit_json, write_audit_csv
-        from graph.services import M365Services
 
         if args.csv is not None and not args.csv.parent.is_dir():
             raise ConfigError(f"--csv: the folder {args.csv.parent} does not exist")
         settings = context.settings()
         clock = SystemClock()
         progress = None if args.quiet else _progress_printer(context)
-        async with M365Services(settings.m365, clock=clock) as m365:
+        async with microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock) as (
+            m365,
+            admin,
+        ):
             secrets = [*settings.secret_values(), *m365.secrets]
             directory = await FileDirectorySource(settings.directory.path).load()
             async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
@@ -149,7 +155,7 @@ class AuditCommand:
                 snapshot = report.snapshot.to_json()
                 grants = snapshot.pop("grants")
                 await store.save_snapshot(report.snapshot.taken_at, snapshot, grants)
-                await store.append_audit(actor(), "audit", {"mailboxes": report.snapshot.mailboxes}, "ok")
+                await store.append_audit(admin or actor(), "audit", {"mailboxes": report.snapshot.mailboxes}, "ok")
         if progress is not None:
             print(file=context.err)
         if args.csv is not None:

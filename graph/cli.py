@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from graph.cli_signin import add_option, microsoft365
 from graph.permissions_model import Grant, MailboxRights, TrusteeKind
 from graph.services import M365Services
 from plugin.directory_files import FileDirectorySource
@@ -79,6 +80,7 @@ class PermsCommand:
         parser.add_argument("mailbox", metavar="MAILBOX", nargs="?", help="the mailbox's address")
         parser.add_argument("--trustee", metavar="USER", help="reverse lookup: what USER holds on other mailboxes")
         parser.add_argument("--all", action="store_true", help="also list Exchange's own inherited system entries")
+        add_option(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
@@ -87,7 +89,7 @@ class PermsCommand:
             return 2
         settings = context.settings()
         secrets = list(settings.secret_values())
-        async with M365Services(settings.m365) as m365:
+        async with microsoft365(settings.m365, device=args.device_login, prompt_to=context.err) as (m365, _):
             if args.trustee:
                 grants = await m365.permissions.who(args.trustee)
                 data: object = {"trustee": args.trustee, "grants": [g.to_json() for g in grants]}

@@ -24,7 +24,15 @@ from plugin.settings import M365Settings
 
 
 class M365Services:
-    def __init__(self, settings: M365Settings, *, clock: Clock | None = None, audit_concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        settings: M365Settings,
+        *,
+        clock: Clock | None = None,
+        audit_concurrency: int = 8,
+        exchange_token_source: TokenSource | None = None,
+    ) -> None:
+        """``exchange_token_source``: act in Exchange as a signed-in admin (device code) instead of as the app."""
         if not settings.configured or settings.tenant_id is None:
             raise ConfigError(
                 "Microsoft 365 is not configured: set EMAILDOCTOR_M365__TENANT_ID, EMAILDOCTOR_M365__CLIENT_ID and a "
@@ -36,11 +44,11 @@ class M365Services:
         self.graph = GraphClient(settings, self.tokens.credential())
         self.exchange = ExchangeAdmin(
             self._http,
-            self.tokens.token_source(exchange_scope(settings)),
+            exchange_token_source or self.tokens.token_source(exchange_scope(settings)),
             base_url=settings.exchange_url,
             tenant_id=settings.tenant_id,
             timeout=settings.timeout,
-            on_token_rejected=lambda: self.tokens.forget(exchange_scope(settings)),
+            on_token_rejected=None if exchange_token_source else lambda: self.tokens.forget(exchange_scope(settings)),
         )
         self.permissions = PermissionService(self.exchange, clock=clock)
         self.directory = GraphUserDirectory(self.graph, self.permissions.smtp_auth)

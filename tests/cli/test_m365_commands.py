@@ -120,3 +120,46 @@ async def test_bad_input_changes_nothing(sandbox: Sandbox, tmp_path: Path) -> No
         assert code == 2, (args, out, err)
         assert "Traceback" not in err
     assert sorted(str(g) for g in sandbox.tenant.rights.records()) == before
+
+
+async def test_device_login_acts_as_the_signed_in_admin(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    import httpx
+
+    from bot.store import Store
+
+    async with sandbox_factory(behaviour={"device_code_interval_seconds": 1}) as sandbox:
+        env_file = env_file_for(sandbox, tmp_path)
+        process = await asyncio.create_subprocess_exec(
+            EMAILDOCTOR,
+            "--env-file",
+            str(env_file),
+            "grant",
+            "SendAs",
+            "--mailbox",
+            "grace@business.com",
+            "--trustee",
+            "admin@business.com",
+            "--device-login",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+            cwd=tmp_path,
+        )
+        assert process.stderr is not None
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        assert line.startswith("To sign in, open https://microsoft.com/devicelogin and enter the code "), line
+        code = line.rsplit(" ", 1)[1].strip()
+        async with httpx.AsyncClient(verify=sandbox.client_ssl_context()) as client:
+            approved = await client.post(
+                f"{sandbox.urls.admin}/_sandbox/devicecode/approve",
+                json={"user_code": code, "upn": "ivan@business.com"},
+            )
+            assert approved.status_code == 200, approved.text
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+        assert "changed (read back from Exchange)" in out.decode()
+        assert "signed in as ivan@business.com" in err.decode()
+        assert sandbox.tenant.grant_record("SendAs", "grace@business.com", "admin@business.com") is not None
+    async with await Store.open(f"sqlite:///{tmp_path / 'emaildoctor.db'}") as store:
+        grants = [e for e in await store.audit_entries() if e.action == "grant"]
+    assert [(e.actor, e.approved_by, e.result) for e in grants] == [("ivan@business.com", "ivan@business.com", "ok")]
