@@ -43,7 +43,7 @@ from graph.permissions_model import (
 )
 from plugin.diagnosis import Right
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError, ServiceError
-from plugin.interfaces import RightHolding, SmtpAuthState
+from plugin.interfaces import MailboxKind, RightHolding, SmtpAuthState
 
 NO_OP_WARNINGS = (
     "no settings of",  # Set-Mailbox: "The command completed successfully but no settings of '…' have been modified."
@@ -278,6 +278,21 @@ class PermissionService:
         )
         value = cas.rows[0].get("SmtpClientAuthenticationDisabled") if cas.rows else None
         return SmtpAuthState(tenant_disabled=tenant, mailbox_disabled=None if value is None else as_bool(value))
+
+    async def mailbox_kind(self, address: str) -> MailboxKind:
+        """What Exchange says the mailbox is (``RecipientTypeDetails``): the exact answer Graph cannot give
+        without MailboxSettings.Read (a disabled user's own mailbox is not a shared one)."""
+        address = check_mailbox(address)
+        try:
+            result = await self._exchange.invoke(
+                "Get-Mailbox", {"Identity": address}, anchor=address, select=("RecipientTypeDetails",)
+            )
+        except ExchangeNotFoundError:
+            return MailboxKind.NONE
+        kind = str(result.rows[0].get("RecipientTypeDetails", "")).casefold() if result.rows else ""
+        if kind in ("sharedmailbox", "roommailbox", "equipmentmailbox"):
+            return MailboxKind.SHARED
+        return MailboxKind.USER if kind.endswith("mailbox") else MailboxKind.NONE
 
     async def _tenant_smtp_disabled(self) -> bool:
         now = self._monotonic()

@@ -51,7 +51,9 @@ class M365Services:
             on_token_rejected=None if exchange_token_source else lambda: self.tokens.forget(exchange_scope(settings)),
         )
         self.permissions = PermissionService(self.exchange, clock=clock)
-        self.directory = GraphUserDirectory(self.graph, self.permissions.smtp_auth)
+        self.directory = GraphUserDirectory(
+            self.graph, self.permissions.smtp_auth, exchange_kind=self.permissions.mailbox_kind
+        )
         self.graph_mailer = GraphMailer(self.graph, confirm_delivery=settings.read_mail_to_confirm)
         self.audit = TenantAudit(self.exchange, self.directory, clock=clock, concurrency=audit_concurrency)
 

@@ -117,9 +117,18 @@ class GraphUserDirectory:
     """:class:`plugin.interfaces.UserDirectory` on Microsoft Graph. ``smtp_auth`` answers the SMTP AUTH
     switches of a mailbox (the Exchange admin API knows them; Graph does not)."""
 
-    def __init__(self, graph: GraphClient, smtp_auth: Callable[[str], Awaitable[SmtpAuthState]]) -> None:
+    def __init__(
+        self,
+        graph: GraphClient,
+        smtp_auth: Callable[[str], Awaitable[SmtpAuthState]],
+        *,
+        exchange_kind: Callable[[str], Awaitable[MailboxKind]] | None = None,
+    ) -> None:
+        """``exchange_kind``: Exchange's own answer (Get-Mailbox RecipientTypeDetails), used when Graph may not
+        read mailbox settings; exact where the messages check can only guess from the account state."""
         self._graph = graph
         self._smtp_auth = smtp_auth
+        self._exchange_kind = exchange_kind
         self._settings_readable: bool | None = None
         """False once Graph said the app may not read mailboxSettings at all (not an access policy)."""
 
@@ -175,6 +184,8 @@ class GraphUserDirectory:
                     return MailboxKind.SHARED
                 if purpose:
                     return MailboxKind.USER
+        if self._exchange_kind is not None:
+            return await self._exchange_kind(user.upn)
         return await self._mailbox_from_messages(user)
 
     async def _mailbox_from_messages(self, user: UserRecord) -> MailboxKind:

@@ -225,3 +225,22 @@ async def test_throttled_graph_is_retried_and_then_reported(sandbox: Sandbox, tm
         sandbox.faults.set("graph", throttle_burst=50, retry_after_s=1)
         report = await doctor.diagnose("erin")
     assert report.diagnosis is not None and report.diagnosis.code is Code.THROTTLED
+
+
+async def test_mailbox_kinds_come_from_exchange_exactly(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A disabled user's own mailbox is a user mailbox (not shared), which Graph alone could only guess."""
+    from plugin.interfaces import MailboxKind
+
+    settings = load_settings(sandbox.write_env_file(tmp_path / ".env"))
+    async with M365Services(settings.m365, clock=sandbox.clock) as m365:
+        kinds = {}
+        for address in ("oscar@business.com", "sales@business.com", "alice@business.com", "partner@fabrikam.com"):
+            record = await m365.directory.find_user(address)
+            assert record is not None, address
+            kinds[address] = record.mailbox
+    assert kinds == {
+        "oscar@business.com": MailboxKind.USER,
+        "sales@business.com": MailboxKind.SHARED,
+        "alice@business.com": MailboxKind.USER,
+        "partner@fabrikam.com": MailboxKind.NONE,
+    }
