@@ -9,9 +9,9 @@ Phases (requests for a tenant of N mailboxes with G SendAs grants, page size P â
 3. **Mailboxes and FullAccess**: ``Get-Mailbox -ResultSize Unlimited`` in pages (N / P requests). The API has no
    tenant-wide FullAccess query, so each listed page feeds ``Get-MailboxPermission -Identity`` for its mailboxes,
    10 per ``$batch`` (N / 10 requests), run by a bounded pool of workers while the listing goes on.
-4. **Trustees**: the directory (``all_users``) is streamed once and only the facts of trustees that hold something
-   are kept (disabled, guest, unknown); disabled trustees that are shared mailboxes are checked with one more
-   ``$batch`` per 10 of them (a shared mailbox's account is always disabled and that is no risk).
+4. **Trustees**: facts (disabled, guest, shared, unknown) for the trustees that hold something, from one more
+   paged ``Get-Mailbox`` (N / P requests) and, for the few trustees without a mailbox, the directory
+   (:mod:`graph.audit_trustees`).
 
 Memory: one page of each listing at a time, a bounded queue of mailbox chunks, the pending grants and the facts of
 their trustees, i.e. the size of the result, not of the tenant. Raw responses are never kept. Throttling is the
@@ -23,29 +23,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from graph.audit_findings import AuditReport, Snapshot, diff, findings
+from graph.audit_trustees import TrusteeFacts, UserSource
+
+__all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin
 from graph.permissions import mailbox_permission_grant, recipient_permission_grant
-from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, external_address, kind_from_label
-from plugin.addresses import is_address
+from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
 from plugin.diagnosis import Right
 from plugin.directory import Directory
 from plugin.errors import EmailDoctorError, NotFoundError
-from plugin.interfaces import MailboxKind, UserRecord
 
-SHARED_TYPES = {"sharedmailbox", "roommailbox", "equipmentmailbox"}
 LISTING_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName")
-
-
-class UserSource(Protocol):
-    """The Microsoft 365 directory, streamed (``graph.users.GraphUserDirectory`` implements it)."""
-
-    def all_users(self, page_size: int = 999) -> AsyncIterator[UserRecord]: ...
 
 
 class Clock(Protocol):
@@ -74,14 +68,6 @@ class AuditStats:
     seconds: float
 
 
-@dataclass(frozen=True)
-class _Facts:
-    address: str
-    enabled: bool
-    guest: bool
-    mailbox: MailboxKind
-
-
 class TenantAudit:
     def __init__(
         self,
@@ -92,6 +78,7 @@ class TenantAudit:
         concurrency: int = 8,
         progress: Callable[[AuditProgress], None] | None = None,
         include_system: bool = False,
+        directory_lookup_limit: int = 50,
     ) -> None:
         self._exchange = exchange
         self._users = users
@@ -99,6 +86,7 @@ class TenantAudit:
         self._concurrency = max(1, concurrency)
         self._progress = progress
         self._include_system = include_system
+        self._lookup_limit = directory_lookup_limit
         self.stats: AuditStats | None = None
 
     async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
@@ -246,69 +234,15 @@ class _Run:
     # --- phase 4: trustee facts ------------------------------------------------------------------------------
     async def _classify(self) -> list[Grant]:
         self._report("trustees")
-        wanted: set[str] = {
-            g.trustee.casefold() for g in self.grants if g.trustee_kind in (TrusteeKind.USER, TrusteeKind.EXTERNAL)
-        }
-        wanted |= {g.trustee.casefold() for g in self.grants if g.trustee_kind is TrusteeKind.UNKNOWN}
-        facts: dict[str, _Facts] = {}
-        async for user in self.audit._users.all_users():
-            keys = _keys(user)
-            if keys & wanted:
-                fact = _Facts(user.mail or user.upn, user.enabled, user.guest, user.mailbox)
-                for key in keys & wanted:
-                    facts[key] = fact
-        shared = await self._shared({f.address for f in facts.values() if not f.enabled and not f.guest})
+        facts = TrusteeFacts(self.exchange, self.audit._users, lookup_limit=self.audit._lookup_limit)
+        await facts.settle(self.grants, self.domains)
         for index, grant in enumerate(self.grants):  # in place: the unclassified row is freed at once
-            self.grants[index] = self._reclassify(grant, facts, shared)
+            self.grants[index] = facts.classify(grant)
         return self.grants
-
-    async def _shared(self, addresses: Iterable[str]) -> set[str]:
-        """Which of these disabled accounts are shared (or room/equipment) mailboxes."""
-        candidates = sorted(addresses)
-        outcomes = await self.exchange.batch(
-            [Command("Get-Mailbox", {"Identity": a}, select=("RecipientTypeDetails",)) for a in candidates]
-        )
-        shared: set[str] = set()
-        for address, outcome in zip(candidates, outcomes, strict=True):
-            if isinstance(outcome.error, NotFoundError):
-                continue  # no mailbox at all: a disabled user
-            rows = outcome.unwrap().rows
-            if rows and str(rows[0].get("RecipientTypeDetails") or "").casefold() in SHARED_TYPES:
-                shared.add(address.casefold())
-        return shared
-
-    def _reclassify(self, grant: Grant, facts: dict[str, _Facts], shared: set[str]) -> Grant:
-        if grant.trustee_kind not in (TrusteeKind.USER, TrusteeKind.EXTERNAL, TrusteeKind.UNKNOWN):
-            return grant
-        fact = facts.get(grant.trustee.casefold())
-        if fact is None:
-            domain = grant.trustee.rsplit("@", 1)[-1].casefold()
-            if grant.trustee_kind is TrusteeKind.USER and is_address(grant.trustee):
-                kind = TrusteeKind.UNKNOWN if domain in self.domains else TrusteeKind.EXTERNAL
-                return dataclasses.replace(grant, trustee_kind=kind)
-            return grant
-        if fact.guest:
-            kind = TrusteeKind.EXTERNAL
-        elif not fact.enabled and fact.mailbox is not MailboxKind.SHARED and fact.address.casefold() not in shared:
-            kind = TrusteeKind.DISABLED
-        else:
-            kind = TrusteeKind.USER
-        return dataclasses.replace(grant, trustee=fact.address, trustee_kind=kind)
 
     def _report(self, phase: str) -> None:
         if self.audit._progress is not None:
             self.audit._progress(AuditProgress(phase, self.done, self.listed, self.listing_complete))
-
-
-def _keys(user: UserRecord) -> set[str]:
-    keys = {user.upn.casefold(), user.id.casefold()}
-    if user.mail:
-        keys.add(user.mail.casefold())
-    keys.update(p.split(":", 1)[1].casefold() for p in user.proxy_addresses if p.casefold().startswith("smtp:"))
-    external = external_address(user.upn)
-    if external:
-        keys.add(external.casefold())
-    return keys
 
 
 def _unresolved_kind(name: str, address: str | None) -> TrusteeKind:

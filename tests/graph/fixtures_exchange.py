@@ -2,8 +2,7 @@
 
 Everything talks to the sandbox over TLS with the real httpx client that :func:`graph.http.build_http_client`
 builds. :class:`CmdletLog` records which cmdlets the sandbox actually ran (the sandbox keeps no request log, so
-the test setup wraps its ``ExchangeService.execute``); :class:`SandboxUsers` streams the directory from the
-sandbox's Graph ``/users`` until ``graph.users.GraphUserDirectory`` is available.
+the test setup wraps its ``ExchangeService.execute``).
 """
 
 from __future__ import annotations
@@ -15,11 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from graph.exchange import ExchangeAdmin
 from graph.http import build_http_client
-from plugin.interfaces import MailboxKind, UserRecord
 from plugin.settings import M365Settings
 from sandbox.runtime import Sandbox
 
@@ -77,34 +73,3 @@ async def exchange_for(sandbox: Sandbox, **options: Any) -> AsyncIterator[Exchan
 
     async with build_http_client(settings_for(sandbox)) as http:
         yield ExchangeAdmin(http, token_source, base_url=sandbox.urls.exchange, tenant_id=sandbox.tenant.id, **options)
-
-
-class SandboxUsers:
-    """``all_users`` over the sandbox's Graph ``GET /v1.0/users`` (paged), as ``graph.users`` will provide it."""
-
-    def __init__(self, sandbox: Sandbox, http: httpx.AsyncClient) -> None:
-        self._sandbox = sandbox
-        self._http = http
-        self.pages = 0
-
-    async def all_users(self, page_size: int = 999) -> AsyncIterator[UserRecord]:
-        token = self._sandbox.app_token("graph")
-        fields = "id,userPrincipalName,mail,displayName,accountEnabled,userType,proxyAddresses"
-        url: str | None = f"{self._sandbox.urls.graph}/v1.0/users?$select={fields}&$top={page_size}"
-        while url is not None:
-            response = await self._http.get(url, headers={"Authorization": f"Bearer {token}"})
-            response.raise_for_status()
-            self.pages += 1
-            body = response.json()
-            for item in body["value"]:
-                yield UserRecord(
-                    id=item["id"],
-                    upn=item["userPrincipalName"],
-                    mail=item.get("mail"),
-                    display_name=item.get("displayName") or "",
-                    enabled=bool(item.get("accountEnabled", True)),
-                    mailbox=MailboxKind.UNKNOWN,
-                    guest=item.get("userType") == "Guest",
-                    proxy_addresses=tuple(item.get("proxyAddresses") or ()),
-                )
-            url = body.get("@odata.nextLink")

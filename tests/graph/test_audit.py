@@ -3,11 +3,14 @@ synthetic mailboxes with faults, and memory that grows with the result, not the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import io
 import json
 import tracemalloc
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,19 +20,23 @@ import pytest
 from graph.audit import AuditProgress, TenantAudit
 from graph.audit_findings import AuditReport, FindingKind, Snapshot, diff, findings
 from graph.audit_output import CSV_COLUMNS, audit_json, csv_rows, write_audit_csv
-from graph.http import build_http_client
+from graph.exchange import ExchangeAdmin
 from graph.permissions import PermissionService
 from graph.permissions_model import Grant, TrusteeKind
+from graph.services import M365Services
+from graph.users import GraphUserDirectory
 from plugin.diagnosis import Right
 from plugin.directory import Directory
 from plugin.directory_files import load_directory
 from plugin.errors import ConfigError
 from sandbox.bulk import build_large_tenant
 from sandbox.faults import FaultBook
+from sandbox.rights import Trustee
 from sandbox.runtime import Sandbox
-from sandbox.state import Tenant
+from sandbox.state import Tenant, User
 from sandbox.testing import SandboxFactory, manual_clock
-from tests.graph.fixtures_exchange import RecordingSleep, SandboxUsers, exchange_for, record_cmdlets, settings_for
+from tests.graph.fixtures_exchange import RecordingSleep, exchange_for, record_cmdlets
+from tests.graph.fixtures_m365 import graph_stack, m365_settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ORPHAN = "S-1-5-21-3623811015-3361044348-30300820-1013"
@@ -60,13 +67,17 @@ def example_directory() -> Directory:
 
 
 async def audit(sandbox: Sandbox, previous: Snapshot | None = None, **options: Any) -> tuple[AuditReport, TenantAudit]:
-    async with (
-        exchange_for(sandbox, **options.pop("exchange", {})) as exchange,
-        build_http_client(settings_for(sandbox)) as http,
-    ):
-        runner = TenantAudit(exchange, SandboxUsers(sandbox, http), clock=sandbox.clock, **options)
+    """The audit as the product assembles it (graph.services): msal sign-in, msgraph-sdk's directory, httpx."""
+    async with M365Services(m365_settings(sandbox), clock=sandbox.clock) as services:
+        runner = TenantAudit(services.exchange, services.directory, clock=sandbox.clock, **options)
         report = await runner.run(directory=example_directory(), previous=previous)
     return report, runner
+
+
+@contextlib.asynccontextmanager
+async def users_for(sandbox: Sandbox, exchange: ExchangeAdmin) -> AsyncIterator[GraphUserDirectory]:
+    async with graph_stack(sandbox) as (graph, _):
+        yield GraphUserDirectory(graph, PermissionService(exchange).smtp_auth)
 
 
 async def test_audit_of_the_example_tenant(sandbox: Sandbox) -> None:
@@ -110,6 +121,33 @@ async def test_a_shared_mailbox_trustee_is_not_a_disabled_account(sandbox: Sandb
     [grant] = [g for g in report.snapshot.grants if g.mailbox == "alice@business.com"]
     assert grant.trustee == SALES and grant.trustee_kind is TrusteeKind.USER
     assert not [f for f in report.findings if f.trustee == SALES and f.kind is FindingKind.DISABLED_TRUSTEE]
+
+
+def add_mail_users(sandbox: Sandbox) -> None:
+    """Test setup: two accounts without a mailbox that hold rights (Exchange can't describe them; Graph can)."""
+    tenant = sandbox.tenant
+    for upn, enabled in (("contractor@business.com", False), ("consultant@business.com", True)):
+        user_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, upn))
+        tenant.add_user(
+            User(id=user_id, upn=upn, display_name=upn, mail=upn, mailbox="none", account_enabled=enabled, name=user_id)
+        )
+    alice, frank = tenant.user("alice@business.com"), tenant.user(FRANK)
+    contractor, consultant = tenant.user("contractor@business.com"), tenant.user("consultant@business.com")
+    assert alice and frank and contractor and consultant
+    tenant.rights.grant("SendAs", alice.id, Trustee("user", contractor.id), None)
+    tenant.rights.grant("SendOnBehalf", frank.id, Trustee("user", consultant.id), None)  # listed by its object id
+
+
+@pytest.mark.parametrize("lookup_limit", [50, 0])
+async def test_trustees_without_a_mailbox_are_settled_by_the_directory(sandbox: Sandbox, lookup_limit: int) -> None:
+    add_mail_users(sandbox)
+    report, _ = await audit(sandbox, directory_lookup_limit=lookup_limit)  # 0: one pass over all_users
+    added = rows(report.snapshot) - EXPECTED
+    assert added == {
+        (Right.SEND_AS, "alice@business.com", "contractor@business.com", TrusteeKind.DISABLED),
+        (Right.SEND_ON_BEHALF, FRANK, "consultant@business.com", TrusteeKind.USER),
+    }
+    assert (FindingKind.DISABLED_TRUSTEE, "contractor@business.com") in {(f.kind, f.trustee) for f in report.findings}
 
 
 async def test_the_diff_after_a_grant_and_a_revoke(sandbox: Sandbox) -> None:
@@ -216,9 +254,14 @@ async def test_audit_of_thousands_of_mailboxes_with_faults_matches_ground_truth(
     tenant = build_large_tenant(3000, seed=7, clock=manual_clock())
     faults = FaultBook(seed=3)
     sleep = RecordingSleep(scale=0.02)
-    async with sandbox_factory(tenant, faults=faults) as sandbox:
+    async with (
+        sandbox_factory(tenant, faults=faults) as sandbox,
+        exchange_for(sandbox, sleep=sleep, max_retries=8) as exchange,
+        users_for(sandbox, exchange) as users,
+    ):
         faults.set("exchange", latency_ms=2, throttle_burst=4, error_rate=0.02, error_status=503, retry_after_s=1)
-        report, runner = await audit(sandbox, exchange={"sleep": sleep, "max_retries": 8})
+        runner = TenantAudit(exchange, users)
+        report = await runner.run(directory=example_directory())
     assert rows(report.snapshot) == ground_truth(tenant)
     assert len(report.snapshot.grants) == len(ground_truth(tenant)) > 1000
     kinds = {g.trustee_kind for g in report.snapshot.grants}
@@ -237,8 +280,8 @@ async def _live_high_water(sandbox: Sandbox, page_size: int) -> tuple[int, int, 
             gc.collect()
             samples.append(tracemalloc.get_traced_memory()[0])
 
-    async with exchange_for(sandbox, page_size=page_size) as exchange, build_http_client(settings_for(sandbox)) as http:
-        runner = TenantAudit(exchange, SandboxUsers(sandbox, http), progress=progress)
+    async with exchange_for(sandbox, page_size=page_size) as exchange, users_for(sandbox, exchange) as users:
+        runner = TenantAudit(exchange, users, progress=progress)
         await runner.snapshot()  # warm the sandbox's own caches of the tenant-wide listings
         gc.collect()
         gc.freeze()  # the tenant and the caches are not what we measure; keeps each gc.collect() cheap
