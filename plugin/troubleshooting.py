@@ -12,7 +12,7 @@ import sys
 from plugin.catalogue import CATALOGUE, PENDING, Facts, diagnose
 from plugin.diagnosis import Code, Remedy, Right
 
-_EXAMPLE = Facts(
+EXAMPLE_FACTS = Facts(
     principal="admin@business.com",
     from_addr="alice@business.com",
     to_addr="alice@business.com",
@@ -52,7 +52,7 @@ def render() -> str:
     lines.append("")
     for code in Code:
         entry = CATALOGUE[code]
-        example = diagnose(code, _EXAMPLE)
+        example = diagnose(code, EXAMPLE_FACTS)
         lines += [
             f"## {code}",
             "",
@@ -65,7 +65,7 @@ def render() -> str:
             "",
         ]
         if code is Code.SEND_AS_DENIED:
-            pending = diagnose(code, _EXAMPLE, pending=True)
+            pending = diagnose(code, EXAMPLE_FACTS, pending=True)
             lines += [
                 f"**{PENDING.title}.** When Exchange's directory already shows the right but sending still fails, the",
                 "right was granted recently and has not reached the mail servers yet. emaildoctor reports that",

@@ -3,47 +3,21 @@ aiosmtplib: each catalogue code that Microsoft 365 can produce, reached from a t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
 from graph.services import M365Services
 from plugin.diagnosis import Code
-from plugin.directory_files import FileDirectorySource
-from plugin.doctor import Doctor, Report
+from plugin.doctor import Report
 from plugin.settings import load_settings
 from sandbox.runtime import Sandbox
 from sandbox.state import App, Tenant
 from sandbox.testing import SandboxFactory
+from tests.graph.doctor_support import doctor_for
 
 Setup = Callable[[Tenant], None]
-
-
-@asynccontextmanager
-async def doctor_for(
-    sandbox: Sandbox,
-    tmp_path: Path,
-    extra_employees: list[dict[str, object]] | None = None,
-    environ: dict[str, str] | None = None,
-) -> AsyncIterator[Doctor]:
-    settings = load_settings(sandbox.write_env_file(tmp_path / ".env"))
-    directory = settings.directory.path
-    if extra_employees:
-        data = yaml.safe_load(directory.read_text())
-        data["employees"].extend(extra_employees)
-        directory = tmp_path / "directory.yaml"
-        directory.write_text(yaml.safe_dump(data))
-    async with M365Services(settings.m365, clock=sandbox.clock) as m365:
-        yield Doctor(
-            directory=FileDirectorySource(directory),
-            settings=settings,
-            environ={**sandbox.settings_env(), **(environ or {})},
-            m365=m365,
-            secrets=list(settings.secret_values()),
-        )
 
 
 def _app(tenant: Tenant) -> App:
@@ -144,7 +118,7 @@ async def test_full_diagnosis(name: str, sandbox: Sandbox, tmp_path: Path) -> No
     user, setup, code, phrases = CASES[name]
     setup(sandbox.tenant)
     environ = {"BOB_SMTP_PASSWORD": "an old password"} if name == "wrong password (401)" else None
-    async with doctor_for(sandbox, tmp_path, environ=environ) as doctor:
+    async with doctor_for(sandbox, tmp_path, environ=environ) as (_, doctor):
         if setup is daily_quota_used:
             assert (await doctor.diagnose(user)).ok
         report = await doctor.diagnose(user)
@@ -162,7 +136,7 @@ def _explain(report: Report) -> str:
 
 
 async def test_send_as_denied_carries_the_fix_and_the_checks_agree(sandbox: Sandbox, tmp_path: Path) -> None:
-    async with doctor_for(sandbox, tmp_path) as doctor:
+    async with doctor_for(sandbox, tmp_path) as (_, doctor):
         report = await doctor.diagnose("grace")
     assert report.diagnosis is not None and report.diagnosis.fix_action is not None
     assert report.diagnosis.fix_action.to_json() == {
@@ -187,8 +161,7 @@ async def test_a_fresh_grant_is_reported_as_waiting_then_passes(
 ) -> None:
     async with (
         sandbox_factory(propagation_delay_seconds=600) as sandbox,
-        doctor_for(sandbox, tmp_path) as doctor,
-        M365Services(load_settings(tmp_path / ".env").m365, clock=sandbox.clock) as m365,
+        doctor_for(sandbox, tmp_path) as (m365, doctor),
     ):
         assert (await m365.permissions.grant("SendAs", "alice@business.com", "admin@business.com")).ok
         waiting = await doctor.diagnose("alice")
@@ -212,7 +185,7 @@ async def test_a_shared_mailbox_cannot_sign_in_with_a_password(sandbox: Sandbox,
             "password_env": "ADMIN_SMTP_PASSWORD",
         },
     }
-    async with doctor_for(sandbox, tmp_path, [sales]) as doctor:
+    async with doctor_for(sandbox, tmp_path, [sales]) as (_, doctor):
         report = await doctor.diagnose("sam")
     assert report.diagnosis is not None and report.diagnosis.code is Code.AUTH_FAILED
     assert any(c.name == "principal_account" and c.ok is False and "cannot sign in" in c.detail for c in report.checks)
@@ -220,7 +193,7 @@ async def test_a_shared_mailbox_cannot_sign_in_with_a_password(sandbox: Sandbox,
 
 async def test_throttled_graph_is_retried_and_then_reported(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.faults.set("graph", throttle_burst=1, retry_after_s=1)
-    async with doctor_for(sandbox, tmp_path) as doctor:
+    async with doctor_for(sandbox, tmp_path) as (_, doctor):
         assert (await doctor.diagnose("erin")).ok  # one 429 is honoured and retried
         sandbox.faults.set("graph", throttle_burst=50, retry_after_s=1)
         report = await doctor.diagnose("erin")

@@ -15,6 +15,7 @@ import yaml
 from bot.app import COMMANDS
 from plugin.diagnosis import Right
 from sandbox.runtime import Sandbox
+from tests.graph.doctor_support import doctor_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO.parent / "shared" / "reference" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
@@ -75,9 +76,7 @@ async def test_an_app_with_exactly_the_manifests_permissions_can_do_everything(
 ) -> None:
     """Configure the sandbox's app with the manifest's permissions and role only, then run every Microsoft 365
     operation emaildoctor has: the full diagnosis (SMTP basic, SMTP XOAUTH2, Graph), show, who, grant, revoke, audit."""
-    from graph.services import M365Services
     from plugin.directory_files import FileDirectorySource
-    from plugin.doctor import Doctor
     from plugin.settings import load_settings
 
     app = sandbox.app
@@ -86,14 +85,7 @@ async def test_an_app_with_exactly_the_manifests_permissions_can_do_everything(
     app.exchange_roles = set(roles["Office 365 Exchange Online"])
     app.entra_roles = {ENTRA["entraRole"]["name"]}
     app.exchange_role_groups = set()
-    settings = load_settings(sandbox.write_env_file(tmp_path / ".env"))
-    async with M365Services(settings.m365, clock=sandbox.clock) as m365:
-        doctor = Doctor(
-            directory=FileDirectorySource(settings.directory.path),
-            settings=settings,
-            environ=sandbox.settings_env(),
-            m365=m365,
-        )
+    async with doctor_for(sandbox, tmp_path) as (m365, doctor):
         outcomes: dict[str, Any] = {}
         for user in ("alice", "bob", "carol", "erin", "frank", "henry", "ivy", "jack"):
             report = await doctor.diagnose(user)
@@ -113,6 +105,7 @@ async def test_an_app_with_exactly_the_manifests_permissions_can_do_everything(
         assert await m365.permissions.who("admin@business.com")
         assert (await m365.permissions.grant(Right.SEND_AS, "grace@business.com", "admin@business.com")).ok
         assert (await m365.permissions.revoke(Right.SEND_AS, "grace@business.com", "admin@business.com")).ok
+        settings = load_settings(tmp_path / ".env")
         report = await m365.audit.run(directory=await FileDirectorySource(settings.directory.path).load())
         assert report.snapshot.mailboxes > 10
 
@@ -121,20 +114,9 @@ async def test_an_app_with_exactly_the_manifests_permissions_can_do_everything(
 async def test_without_a_manifest_permission_the_diagnosis_says_so(
     sandbox: Sandbox, tmp_path: Path, missing: str
 ) -> None:
-    from graph.services import M365Services
-    from plugin.directory_files import FileDirectorySource
-    from plugin.doctor import Doctor
-    from plugin.settings import load_settings
 
     sandbox.app.graph_roles.discard(missing)
-    settings = load_settings(sandbox.write_env_file(tmp_path / ".env"))
-    async with M365Services(settings.m365, clock=sandbox.clock) as m365:
-        doctor = Doctor(
-            directory=FileDirectorySource(settings.directory.path),
-            settings=settings,
-            environ=sandbox.settings_env(),
-            m365=m365,
-        )
+    async with doctor_for(sandbox, tmp_path) as (_, doctor):
         report = await doctor.diagnose("erin")
     if missing == "Mail.Send":
         assert report.diagnosis is not None and report.diagnosis.code == "graph_access_denied"

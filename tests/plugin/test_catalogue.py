@@ -7,22 +7,10 @@ import re
 import pytest
 
 from plugin.catalogue import CATALOGUE, Facts, diagnose
-from plugin.diagnosis import Code, Remedy, Right
+from plugin.diagnosis import Code, Remedy
+from plugin.troubleshooting import EXAMPLE_FACTS
 
-FULL = Facts(
-    principal="admin@business.com",
-    from_addr="alice@business.com",
-    to_addr="alice@business.com",
-    right=Right.SEND_AS,
-    host="smtp.office365.com",
-    port=587,
-    stage="auth",
-    timeout=30,
-    reply="535 5.7.3 Authentication unsuccessful",
-    user="Alice Archer",
-    mechanism="xoauth2",
-    server_source="the system Outgoing Mail Server",
-)
+FULL = EXAMPLE_FACTS
 
 
 def test_every_code_has_an_entry() -> None:
