@@ -32,12 +32,12 @@ from graph.audit_findings import AuditReport, Snapshot, diff, findings
 from graph.audit_trustees import TrusteeFacts, UserSource
 
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
-from graph.exchange import Command, ExchangeAdmin
+from graph.exchange import Command, ExchangeAdmin, first_error
 from graph.permissions import mailbox_permission_grant, recipient_permission_grant
 from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
 from plugin.diagnosis import Right
 from plugin.directory import Directory
-from plugin.errors import EmailDoctorError, NotFoundError
+from plugin.errors import NotFoundError
 
 LISTING_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName")
 
@@ -204,7 +204,7 @@ class _Run:
                 for _ in range(workers):
                     await queue.put(None)
         except BaseExceptionGroup as group_error:
-            raise _first_error(group_error) from group_error
+            raise first_error(group_error) from group_error
 
     async def _full_access_worker(self, queue: asyncio.Queue[list[str] | None]) -> None:
         while (chunk := await queue.get()) is not None:
@@ -256,16 +256,3 @@ def _unresolved_kind(name: str, address: str | None) -> TrusteeKind:
 
 def _system(grant: Grant) -> bool:
     return grant.trustee_kind is TrusteeKind.SYSTEM
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first of our errors in a task group's failure (else the first error at all)."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        error = stack.pop(0)
-        if isinstance(error, BaseExceptionGroup):
-            stack[0:0] = list(error.exceptions)
-        else:
-            leaves.append(error)
-    return next((e for e in leaves if isinstance(e, EmailDoctorError)), leaves[0])

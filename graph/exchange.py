@@ -190,8 +190,14 @@ class ExchangeAdmin:
         for command in commands:
             _check_command(command)
         chunks = [list(commands[i : i + self.batch_size]) for i in range(0, len(commands), self.batch_size)]
-        results = await asyncio.gather(*(self._batch_chunk(chunk) for chunk in chunks))
-        return [outcome for chunk_result in results for outcome in chunk_result]
+        if len(chunks) == 1:
+            return await self._batch_chunk(chunks[0])
+        try:
+            async with asyncio.TaskGroup() as group:  # a failing request cancels its siblings: no orphan tasks
+                tasks = [group.create_task(self._batch_chunk(chunk)) for chunk in chunks]
+        except BaseExceptionGroup as failed:
+            raise first_error(failed) from failed
+        return [outcome for task in tasks for outcome in task.result()]
 
     def anchor_header(self, mailbox: str | None) -> str:
         """``UPN:<mailbox>`` for a call on one mailbox; the organisation's system mailbox otherwise."""
@@ -422,3 +428,16 @@ def _backoff(attempt: int) -> float:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first of our errors in a task group's failure (else the first error at all)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        error = stack.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            stack[0:0] = list(error.exceptions)
+        else:
+            leaves.append(error)
+    return next((e for e in leaves if isinstance(e, EmailDoctorError)), leaves[0])

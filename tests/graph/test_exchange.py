@@ -314,3 +314,14 @@ async def test_bad_requests_are_refused_before_any_call(sandbox: Sandbox) -> Non
 
 async def _never() -> str:
     raise AssertionError("no token needed")
+
+
+async def test_a_failed_batch_request_fails_the_call_and_leaves_no_tasks_behind(sandbox: Sandbox) -> None:
+    sandbox.faults.set("exchange", error_rate=1.0, error_status=500)
+    addresses = [u.upn for u in sandbox.tenant.mailboxes()][:25]
+    async with exchange_for(sandbox) as exchange:
+        with pytest.raises(ServiceError) as raised:
+            await exchange.batch([Command("Get-CASMailbox", {"Identity": a}) for a in addresses])
+    assert raised.value.code is Code.SERVER_UNAVAILABLE and raised.value.status == 500
+    await asyncio.sleep(0)
+    assert not [t for t in asyncio.all_tasks() if "_batch_chunk" in repr(t.get_coro())]
