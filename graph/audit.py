@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from graph.audit_findings import AuditReport, Snapshot, diff, findings
+from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses
 from graph.audit_trustees import TrusteeFacts, UserSource
 
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
@@ -92,7 +92,25 @@ class TenantAudit:
     async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
         """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
         snapshot = await self.snapshot()
-        return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=findings(snapshot, directory))
+        canonical = await self._canonical(planned_addresses(directory)) if directory is not None else {}
+        found = findings(snapshot, directory, canonical)
+        return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=found)
+
+    async def _canonical(self, addresses: set[str]) -> dict[str, str]:
+        """The primary SMTP address of every mailbox the directory names (one ``$batch`` per 10), so a directory
+        that uses a UPN or an alias still matches the snapshot."""
+        ordered = sorted(addresses)
+        outcomes = await self._exchange.batch(
+            [Command("Get-Mailbox", {"Identity": a}, select=("PrimarySmtpAddress",)) for a in ordered]
+        )
+        canonical: dict[str, str] = {}
+        for address, outcome in zip(ordered, outcomes, strict=True):
+            if isinstance(outcome.error, NotFoundError):
+                continue
+            rows = outcome.unwrap().rows
+            if rows and rows[0].get("PrimarySmtpAddress"):
+                canonical[address.casefold()] = str(rows[0]["PrimarySmtpAddress"])
+        return canonical
 
     async def snapshot(self) -> Snapshot:
         started, before = time.monotonic(), dataclasses.replace(self._exchange.stats)

@@ -7,7 +7,7 @@ against a fresh one and the tests can check findings without a tenant.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -147,16 +147,21 @@ class AuditReport:
     findings: tuple[Finding, ...]
 
 
-def findings(snapshot: Snapshot, directory: Directory | None = None) -> tuple[Finding, ...]:
+def findings(
+    snapshot: Snapshot, directory: Directory | None = None, canonical: Mapping[str, str] | None = None
+) -> tuple[Finding, ...]:
     """Risky grants (disabled, deleted-SID and external trustees) and, with the application's ``directory``, every
-    user whose configured sending needs a right the snapshot lacks, plus FullAccess held without that right."""
+    user whose configured sending needs a right the snapshot lacks, plus FullAccess held without that right.
+
+    ``canonical`` maps addresses (case-folded) to the primary SMTP address Exchange prints in the snapshot, for
+    directories that name a mailbox or a sign-in by its UPN or another alias."""
     found: list[Finding] = [
         _risky(grant, RISKY_KINDS[grant.trustee_kind])
         for grant in snapshot.grants
         if grant.trustee_kind in RISKY_KINDS and not grant.deny
     ]
     if directory is not None:
-        found.extend(_directory_findings(snapshot.grants, directory))
+        found.extend(_directory_findings(snapshot.grants, directory, canonical or {}))
     return tuple(sorted(found, key=lambda f: (f.kind, f.mailbox.casefold(), f.trustee.casefold(), f.right)))
 
 
@@ -177,7 +182,20 @@ def _risky(grant: Grant, kind: FindingKind) -> Finding:
     )
 
 
-def _directory_findings(grants: Iterable[Grant], directory: Directory) -> list[Finding]:
+def planned_addresses(directory: Directory) -> set[str]:
+    """Every From address and signing-in principal the directory's send plans that need a right refer to."""
+    found: set[str] = set()
+    for employee in directory.employees:
+        try:
+            plan = resolve(employee, directory)
+        except EmailDoctorError:
+            continue
+        if plan.required_right is not None:
+            found.update((plan.from_addr, plan.principal))
+    return found
+
+
+def _directory_findings(grants: Iterable[Grant], directory: Directory, canonical: Mapping[str, str]) -> list[Finding]:
     """Every employee whose send plan needs a right the principal does not hold (directly, without a deny)."""
     by_mailbox: dict[str, list[Grant]] = {}
     for grant in grants:
@@ -190,7 +208,8 @@ def _directory_findings(grants: Iterable[Grant], directory: Directory) -> list[F
             continue  # no address on record, no server: diagnosed by `emaildoctor test`, not a rights problem
         if plan.required_right is None:
             continue
-        key = (plan.required_right, plan.from_addr.casefold(), plan.principal.casefold())
+        mailbox, principal = (canonical.get(a.casefold(), a).casefold() for a in (plan.from_addr, plan.principal))
+        key = (plan.required_right, mailbox, principal)
         needs.setdefault(key, []).append(employee.login)
     found: list[Finding] = []
     for (right, mailbox_key, principal_key), logins in sorted(needs.items()):

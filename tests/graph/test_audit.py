@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from graph.audit import AuditProgress, TenantAudit
 from graph.audit_findings import AuditReport, FindingKind, Snapshot, diff, findings
@@ -26,7 +27,7 @@ from graph.permissions_model import Grant, TrusteeKind
 from graph.services import M365Services
 from graph.users import GraphUserDirectory
 from plugin.diagnosis import Right
-from plugin.directory import Directory
+from plugin.directory import Directory, raw_directory
 from plugin.directory_files import load_directory
 from plugin.errors import ConfigError
 from sandbox.bulk import build_large_tenant
@@ -148,6 +149,26 @@ async def test_trustees_without_a_mailbox_are_settled_by_the_directory(sandbox: 
         (Right.SEND_ON_BEHALF, FRANK, "consultant@business.com", TrusteeKind.USER),
     }
     assert (FindingKind.DISABLED_TRUSTEE, "contractor@business.com") in {(f.kind, f.trustee) for f in report.findings}
+
+
+async def test_predictions_match_a_directory_that_names_the_sign_in_by_its_upn(sandbox: Sandbox) -> None:
+    # Test setup: a service account whose UPN differs from its primary SMTP address, holding Send As on henry@.
+    service_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, "svc"))
+    sandbox.tenant.add_user(
+        User(id=service_id, upn="svc@businesscom.onmicrosoft.com", display_name="Mailer", mail="mailer@business.com",
+             proxy_addresses=["SMTP:mailer@business.com"], name=service_id)
+    )  # fmt: skip
+    henry = sandbox.tenant.user(HENRY)
+    assert henry is not None
+    sandbox.tenant.rights.grant("SendAs", henry.id, Trustee("user", service_id), None)
+    data = yaml.safe_load((EXAMPLES / "directory.yaml").read_text(encoding="utf-8"))
+    data["system"]["server"]["user"] = "svc@businesscom.onmicrosoft.com"
+    directory = raw_directory(data, "directory.yaml with a UPN sign-in")
+    async with M365Services(m365_settings(sandbox), clock=sandbox.clock) as services:
+        report = await TenantAudit(services.exchange, services.directory).run(directory=directory)
+    predicted = {f.users: f for f in report.findings if f.kind is FindingKind.PREDICTED_SEND_FAILURE}
+    assert set(predicted) == {("alice",), ("grace",), ("ivy",)}  # not henry: the grant is found under mailer@
+    assert predicted[("alice",)].trustee == "mailer@business.com"
 
 
 async def test_the_diff_after_a_grant_and_a_revoke(sandbox: Sandbox) -> None:
