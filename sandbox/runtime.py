@@ -24,7 +24,7 @@ from sandbox.graph_api import GraphService
 from sandbox.http import RunningSite, serve
 from sandbox.identity import SignInService
 from sandbox.loader import EXAMPLE_TENANT, load_tenant
-from sandbox.slack import SlackClient, SlackWorkspace, build_slack_app, load_workspace
+from sandbox.slack import SlackClient, SlackSocketModeClient, SlackWorkspace, build_slack_app, load_workspace
 from sandbox.smtp_server import SmtpService
 from sandbox.state import App, Tenant
 from sandbox.tls import SandboxTLS
@@ -205,6 +205,12 @@ class Sandbox:
             raise LookupError("this tenant file has no slack: section")
         return SlackClient(self.slack, bot_url=bot_url, slack_base_url=self.urls.slack, **options)
 
+    def socket_mode_client(self, **options: Any) -> SlackSocketModeClient:
+        """A :class:`SlackSocketModeClient` that plays Slack towards the app connected over Socket Mode."""
+        if self.slack is None:
+            raise LookupError("this tenant file has no slack: section")
+        return SlackSocketModeClient(self.slack, slack_base_url=self.urls.slack, **options)
+
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the sandbox CA (for httpx, aiohttp, aiosmtplib)."""
         return self.tls.client_context()
@@ -233,6 +239,8 @@ class Sandbox:
             "EMAILDOCTOR_SLACK__APPROVALS_CHANNEL": _find_id(slack.get("channels"), "name", "it-approvals"),
             "EMAILDOCTOR_SLACK__AUDIT_CHANNEL": _find_id(slack.get("channels"), "name", "mail-audit"),
         }
+        if slack.get("app_token"):
+            env["EMAILDOCTOR_SLACK__APP_TOKEN"] = str(slack["app_token"])  # Socket Mode, with MODE=socket
         env.update(self._password_env())
         return env
 

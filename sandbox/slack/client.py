@@ -3,8 +3,10 @@
 Requests are form-encoded exactly as Slack sends them (``payload=<json>`` for interactivity) and
 signed with ``X-Slack-Signature: v0=HMAC-SHA256(signing secret, "v0:{timestamp}:{body}")``.
 Slack waits 3 seconds for the bot's HTTP answer (the ack); a delivery records how long it took.
-What a bot answers in the ack is applied as Slack would: a message body for a slash command is
-shown (ephemeral, or in the channel), a ``response_action`` for a view submission acts on the view.
+What a bot answers in the ack is applied as Slack would (``interactions``): a message body for a
+slash command is shown (ephemeral, or in the channel), a ``response_action`` for a view submission
+acts on the view. :class:`~sandbox.slack.socket_client.SlackSocketModeClient` delivers the same
+interactions over Socket Mode instead.
 """
 
 from __future__ import annotations
@@ -16,20 +18,12 @@ import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 
 from sandbox.clock import Clock, SystemClock
-from sandbox.slack.blocks import normalize_blocks, validate_blocks, validate_view
-from sandbox.slack.model import InteractionKind, MessageRef, SlackDelivery, SlackMessage, SlackView, User
-from sandbox.slack.payloads import (
-    action_object,
-    block_actions_payload,
-    find_element,
-    slash_command_fields,
-    view_submission_payload,
-)
+from sandbox.slack.interactions import Interaction, Interactions
+from sandbox.slack.model import InteractionKind, MessageRef, SlackDelivery, SlackMessage, SlackView
 from sandbox.slack.workspace import SlackWorkspace
 
 SLACK_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
@@ -56,7 +50,8 @@ class SlackClient:
     ) -> None:
         self.workspace = workspace
         self.bot_url = bot_url
-        self.slack_base_url = slack_base_url.rstrip("/").removesuffix("/api")
+        self.interactions = Interactions(workspace, slack_base_url)
+        self.slack_base_url = self.interactions.slack_base_url
         self.ssl_context = ssl_context
         self.clock: Clock = clock or SystemClock()
         self.ack_timeout_s = ack_timeout_s
@@ -76,38 +71,19 @@ class SlackClient:
         timestamp_age_s: int = 0,
     ) -> SlackDelivery:
         """``/command text`` typed by ``user_id`` in ``channel_id`` (default: their DM with the bot)."""
-        if not command.startswith("/") or " " in command:
-            raise ValueError(f"a slash command looks like '/emailtest', not {command!r}")
-        user = self._person(user_id)
-        if channel_id is None:
-            channel_id = (await self.workspace.open_dm([user.id]))[0].id
-        channel = self.workspace.find_channel(channel_id)
-        if channel is None:
-            raise ValueError(f"no channel {channel_id!r} in the workspace")
-        if user.id not in channel.members:
-            raise ValueError(f"{user.id} is not a member of {channel.id}: Slack would not show them the channel")
-        response_url = self.workspace.mint_response_url("slash_command", channel=channel.id, user=user.id)
-        trigger = self.workspace.mint_trigger(user.id)
-        fields = slash_command_fields(
-            self.workspace,
-            user=user,
-            channel=channel,
-            command=command,
-            text=text,
-            response_url=self._response_url(response_url.id),
-            trigger_id=trigger.id,
-        )
+        interaction = await self.interactions.slash_command(user_id, command, text, channel_id)
         delivery = await self._deliver(
-            "slash_command",
-            urlencode(fields),
-            response_url=self._response_url(response_url.id),
-            trigger_id=trigger.id,
+            interaction,
             retry=(retry_num, retry_reason),
             wrong_signature=wrong_signature,
             timestamp_age_s=timestamp_age_s,
         )
         if delivery.ok and delivery.body.strip():
-            await self._show_command_ack(delivery, user, channel.id)
+            try:
+                answer = delivery.json()
+            except json.JSONDecodeError:
+                answer = {"text": delivery.body}
+            await self.interactions.apply_ack(interaction, answer)
         return delivery
 
     async def click(
@@ -127,32 +103,9 @@ class SlackClient:
 
         ``value`` picks among buttons sharing an action_id, or is the option/user/date chosen in a select.
         """
-        user = self._person(user_id)
-        message = self.workspace.latest(message_ref)
-        if message.deleted:
-            raise ValueError(f"message {message.ts} in {message.channel} was deleted")
-        if message.ephemeral and message.visible_to != user.id:
-            raise ValueError(f"message {message.ts} is ephemeral for {message.visible_to}, not {user.id}")
-        found_block, element = find_element(message, action_id, value, block_id)
-        response_url = self.workspace.mint_response_url(
-            "block_actions", channel=message.channel, user=user.id, source=message.ref
-        )
-        trigger = self.workspace.mint_trigger(user.id)
-        action = action_object(element, found_block, value, f"{time.time():.6f}")
-        payload = block_actions_payload(
-            self.workspace,
-            user=user,
-            message=message,
-            action=action,
-            response_url=self._response_url(response_url.id),
-            trigger_id=trigger.id,
-            origin=self.slack_base_url,
-        )
+        interaction = self.interactions.click(user_id, message_ref, action_id, value, block_id)
         return await self._deliver(
-            "block_actions",
-            urlencode({"payload": json.dumps(payload)}),
-            response_url=self._response_url(response_url.id),
-            trigger_id=trigger.id,
+            interaction,
             retry=(retry_num, retry_reason),
             wrong_signature=wrong_signature,
             timestamp_age_s=timestamp_age_s,
@@ -162,25 +115,11 @@ class SlackClient:
         self, user_id: str, view: SlackView | str, values: Mapping[str, Any] | None = None
     ) -> SlackDelivery:
         """``user_id`` presses Submit on an open modal; ``values`` maps input action_ids to what they entered."""
-        user = self._person(user_id)
-        record = self.workspace.view(view) if isinstance(view, str) else view
-        if record.closed or record.user != user.id:
-            raise ValueError(f"view {record.id} is not open for {user.id}")
-        trigger = self.workspace.mint_trigger(user.id)
-        payload = view_submission_payload(
-            self.workspace, user=user, view=record, values=values or {}, trigger_id=trigger.id
-        )
-        delivery = await self._deliver(
-            "view_submission",
-            urlencode({"payload": json.dumps(payload)}),
-            response_url=None,
-            trigger_id=trigger.id,
-            retry=(None, ""),
-            wrong_signature=False,
-            timestamp_age_s=0,
-        )
+        interaction = self.interactions.submit_view(user_id, view, values)
+        delivery = await self._deliver(interaction, retry=(None, ""), wrong_signature=False, timestamp_age_s=0)
         if delivery.ok:
-            await self._apply_response_action(delivery, record)
+            answer = delivery.json() if delivery.body.strip().startswith("{") else None
+            await self.interactions.apply_ack(interaction, answer)
         return delivery
 
     # ----------------------------------------------------------------------------- signing and sending
@@ -190,7 +129,7 @@ class SlackClient:
     ) -> SlackDelivery:
         """Send the same request again, as Slack retries a delivery it thinks failed: the same body (same
         trigger_id), a fresh signature, and ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason``."""
-        return await self._deliver(
+        return await self._post(
             delivery.kind,
             delivery.request_body,
             response_url=delivery.response_url,
@@ -205,18 +144,20 @@ class SlackClient:
         key = (secret or self.workspace.signing_secret).encode()
         return "v0=" + hmac.new(key, base, hashlib.sha256).hexdigest()
 
-    def _response_url(self, response_url_id: str) -> str:
-        return f"{self.slack_base_url}/response/{response_url_id}"
-
-    def _person(self, user_id: str) -> User:
-        user = self.workspace.find_user(user_id)
-        if user is None:
-            raise ValueError(f"no user {user_id!r} in the workspace")
-        if user.deleted or user.is_bot:
-            raise ValueError(f"{user_id} cannot act in Slack (deactivated or a bot)")
-        return user
-
     async def _deliver(
+        self, interaction: Interaction, *, retry: tuple[int | None, str], wrong_signature: bool, timestamp_age_s: int
+    ) -> SlackDelivery:
+        return await self._post(
+            interaction.kind,
+            interaction.form,
+            response_url=interaction.response_url,
+            trigger_id=interaction.trigger_id,
+            retry=retry,
+            wrong_signature=wrong_signature,
+            timestamp_age_s=timestamp_age_s,
+        )
+
+    async def _post(
         self,
         kind: InteractionKind,
         body: str,
@@ -271,54 +212,3 @@ class SlackClient:
         )
         await self.workspace.record_delivery(delivery)
         return delivery
-
-    # ----------------------------------------------------------------------------- what the ack does
-
-    async def _show_command_ack(self, delivery: SlackDelivery, user: User, channel_id: str) -> None:
-        """A slash command's HTTP answer with a body is a message: ephemeral unless ``in_channel``."""
-        try:
-            answer = delivery.json()
-        except json.JSONDecodeError:
-            answer = {"text": delivery.body}
-        if not isinstance(answer, dict) or not (answer.get("text") or answer.get("blocks")):
-            return
-        blocks = answer.get("blocks")
-        if blocks is not None and (not isinstance(blocks, list) or validate_blocks(blocks)):
-            return  # Slack shows the user an error instead of the message
-        in_channel = answer.get("response_type") == "in_channel"
-        await self.workspace.post_message(
-            channel_id,
-            text=str(answer.get("text") or ""),
-            blocks=normalize_blocks(blocks) if blocks else None,
-            visible_to=None if in_channel else user.id,
-            via="ack",
-        )
-
-    async def _apply_response_action(self, delivery: SlackDelivery, view: SlackView) -> None:
-        answer = delivery.json() if delivery.body.strip().startswith("{") else None
-        action = answer.get("response_action") if isinstance(answer, dict) else None
-        if action == "errors" and isinstance(answer, dict):
-            view.errors = answer.get("errors")
-            await self.workspace.save_view(view)
-        elif action in ("update", "push") and isinstance(answer, dict) and not validate_view(answer.get("view")):
-            body = dict(answer["view"])
-            body["blocks"] = normalize_blocks(body["blocks"])
-            if action == "update":
-                view.view, view.errors = body, None
-                await self.workspace.save_view(view)
-            else:
-                pushed = SlackView(
-                    id=self.workspace.next_id("V"),
-                    user=view.user,
-                    view=body,
-                    hash=view.hash,
-                    external_id=None,
-                    root_view_id=view.root_view_id,
-                    previous_view_id=view.id,
-                )
-                await self.workspace.save_view(pushed)
-        elif action == "clear":
-            for open_view in self.workspace.views(view.user, include_closed=False):
-                await self.workspace.close_view(open_view)
-        elif action is None:
-            await self.workspace.close_view(view)

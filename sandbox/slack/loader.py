@@ -28,7 +28,7 @@ def load_workspace(data: Mapping[str, Any]) -> SlackWorkspace:
             raise WorkspaceConfigError("slack: must be a mapping")
         data = section
     reader = _Reader(data, "slack")
-    reader.only("team", "bot", "signing_secret", "verification_token", "users", "usergroups", "channels")
+    reader.only("team", "bot", "app_token", "signing_secret", "verification_token", "users", "usergroups", "channels")
 
     team_in = reader.mapping("team")
     team_in.only("id", "domain", "name")
@@ -47,6 +47,9 @@ def load_workspace(data: Mapping[str, Any]) -> SlackWorkspace:
         token=token,
         scopes=tuple(bot_in.strings("scopes")) if "scopes" in bot_in.data else DEFAULT_BOT_SCOPES,
     )
+    app_token = reader.text("app_token") if data.get("app_token") is not None else None
+    if app_token is not None and not app_token.startswith("xapp-"):
+        raise WorkspaceConfigError("slack.app_token: an app-level token starts with 'xapp-'")
     signing_secret = reader.text("signing_secret")
     verification_token = reader.text("verification_token") if "verification_token" in data else "sandbox-verification"
 
@@ -60,6 +63,7 @@ def load_workspace(data: Mapping[str, Any]) -> SlackWorkspace:
     return SlackWorkspace(
         team=team,
         bot=bot,
+        app_token=app_token,
         signing_secret=signing_secret,
         verification_token=verification_token,
         users=users,

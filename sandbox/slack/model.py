@@ -254,7 +254,8 @@ class Trigger:
 
 @dataclass(frozen=True)
 class SlackDelivery:
-    """What happened when the sandbox, acting as Slack, delivered one request to the bot."""
+    """What happened when the sandbox, acting as Slack, delivered one request to the bot (over HTTP, or as a
+    Socket Mode envelope)."""
 
     kind: InteractionKind
     url: str
@@ -269,6 +270,9 @@ class SlackDelivery:
     response_url: str | None
     trigger_id: str
     error: str | None = None
+    envelope_id: str | None = None
+    """Socket Mode only: the envelope the payload went in (``url`` is then the ``wss://`` connection's URL,
+    ``request_body`` the envelope as JSON, ``status`` 200 when acknowledged in time, ``body`` the ack's payload)."""
 
     @property
     def ok(self) -> bool:

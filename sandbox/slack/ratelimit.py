@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 METHOD_TIERS: dict[str, int] = {
+    "apps.connections.open": 1,
     "auth.test": 4,
     "chat.update": 3,
     "chat.postEphemeral": 4,

@@ -5,6 +5,10 @@ Arguments come from the query string and from a form, multipart or JSON body (sl
 as JSON, ``users.*`` as GET). The token comes from ``Authorization: Bearer`` or a ``token``
 argument — never from a JSON body, as Slack ignores it there. Errors are ``ok: false`` with
 HTTP 200; only rate limiting answers 429 with ``Retry-After`` in whole seconds.
+
+Two tokens exist: the bot token (``xoxb-…``) for every method but ``apps.connections.open``, which
+takes only the app-level token (``xapp-…``), and only in the Authorization header. Either token on
+the other's methods is ``not_allowed_token_type``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -48,6 +52,8 @@ class ApiRequest:
     workspace: SlackWorkspace
     parse_error: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    token_in_header: bool = False
+    """The token came as ``Authorization: Bearer`` (not as a ``token`` argument)."""
 
     def text(self, name: str) -> str | None:
         value = self.args.get(name)
@@ -102,7 +108,9 @@ RouteHandler = Callable[[web.Request], Awaitable[web.Response]]
 class Method:
     handler: Handler
     scope: str | None
-    """The bot scope the method needs (``missing_scope`` without it); None for none."""
+    """The scope the method needs (``missing_scope`` without it); None for none."""
+    token: Literal["bot", "app"] = "bot"
+    """Which token the method takes: the bot token, or the app-level token (``apps.connections.open``)."""
 
 
 async def parse_request(request: web.Request, workspace: SlackWorkspace) -> ApiRequest:
@@ -132,9 +140,11 @@ async def parse_request(request: web.Request, workspace: SlackWorkspace) -> ApiR
         else:
             parse_error = "invalid_post_type"
     authorization = request.headers.get("Authorization", "")
-    if authorization.lower().startswith("bearer "):
+    in_header = authorization.lower().startswith("bearer ")
+    if in_header:
         token = authorization[7:].strip()
     return ApiRequest(
+        token_in_header=in_header,
         method=request.match_info.get("method", ""),
         args=args,
         token=token,
@@ -215,9 +225,7 @@ async def _dispatch(request: ApiRequest, methods: Mapping[str, Method], headers:
         raise ApiError(request.parse_error)
     if not request.token:
         raise ApiError("not_authed")
-    if request.token != workspace.bot.token:
-        raise ApiError("invalid_auth")
-    scopes = workspace.bot.scopes
+    scopes = _token_scopes(request, method)
     headers["x-oauth-scopes"] = ",".join(scopes)
     if method.scope:
         headers["x-accepted-oauth-scopes"] = method.scope
@@ -230,3 +238,20 @@ async def _dispatch(request: ApiRequest, methods: Mapping[str, Method], headers:
     if retry_after is not None:
         raise RateLimitedError(retry_after)
     return await method.handler(request)
+
+
+def _token_scopes(request: ApiRequest, method: Method) -> tuple[str, ...]:
+    """The scopes of the request's token if it is the kind ``method`` takes; Slack's error otherwise."""
+    workspace = request.workspace
+    app_token = workspace.app_token
+    if method.token == "app":
+        if request.token == workspace.bot.token:
+            raise ApiError("not_allowed_token_type")
+        if app_token is None or request.token != app_token or not request.token_in_header:
+            raise ApiError("invalid_auth")
+        return workspace.app_token_scopes
+    if app_token is not None and request.token == app_token:
+        raise ApiError("not_allowed_token_type")
+    if request.token != workspace.bot.token:
+        raise ApiError("invalid_auth")
+    return workspace.bot.scopes

@@ -35,6 +35,7 @@ from sandbox.slack.model import (
     Usergroup,
 )
 from sandbox.slack.ratelimit import RateLimits
+from sandbox.slack.socket_mode import SocketModeHub
 
 T = TypeVar("T")
 
@@ -54,6 +55,7 @@ class SlackWorkspace:
         bot: Bot,
         signing_secret: str,
         users: Iterable[User],
+        app_token: str | None = None,
         usergroups: Iterable[Usergroup] = (),
         channels: Iterable[Channel] = (),
         verification_token: str = "sandbox-verification",  # noqa: S107 - a sandbox value, not a secret
@@ -61,6 +63,9 @@ class SlackWorkspace:
     ) -> None:
         self.team = team
         self.bot = bot
+        self.app_token = app_token
+        """The app-level token (``xapp-…``) that may open Socket Mode connections; None: the app has none."""
+        self.app_token_scopes: tuple[str, ...] = ("connections:write",)
         self.signing_secret = signing_secret
         self.verification_token = verification_token
         self.users: dict[str, User] = {user.id: user for user in users}
@@ -85,6 +90,8 @@ class SlackWorkspace:
         self._ts_secs = 0
         self._ts_seq = 0
         self._condition = asyncio.Condition()
+        self.socket_mode = SocketModeHub(self)
+        """Socket Mode: the app's open WebSocket connections, the envelopes sent over them and their acks."""
 
     # ----------------------------------------------------------------------------- ids and time
 
@@ -126,6 +133,10 @@ class SlackWorkspace:
     async def _changed(self) -> None:
         async with self._condition:
             self._condition.notify_all()
+
+    async def notify_changed(self) -> None:
+        """Wake :meth:`wait_for` after a change recorded outside the workspace (Socket Mode connections, acks)."""
+        await self._changed()
 
     async def open_dm(self, user_ids: list[str]) -> tuple[Channel, bool]:
         """The DM (one user) or group DM (several) between the bot and ``user_ids``; True if it existed."""

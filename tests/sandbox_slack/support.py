@@ -15,6 +15,7 @@ from sandbox.http import RunningSite
 from sandbox.slack import SlackWorkspace
 
 BOT_TOKEN = "xoxb-1111-2222-sandboxbottoken"
+APP_TOKEN = "xapp-1-A0EMAILDOC-3333-sandboxapptoken"
 
 # The slack: section of examples/tenant.yaml (the story of examples/README.md), plus #random where the bot is not.
 WORKSPACE_DATA: dict[str, Any] = {
@@ -26,6 +27,7 @@ WORKSPACE_DATA: dict[str, Any] = {
         "name": "emaildoctor",
         "token": BOT_TOKEN,
     },
+    "app_token": APP_TOKEN,
     "signing_secret": "8f742231b10e8888abcd99yyyzzz85a5",
     "users": [
         {"id": "U0HANNAH", "name": "hannah", "real_name": "Hannah Hughes", "email": "hannah@business.com"},
