@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from plugin.errors import ConfigError
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -50,9 +53,20 @@ async def serve_http(app: AsyncApp, host: str, port: int) -> RunningServer:
 
 
 async def run_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event) -> None:
-    """Connect to Slack over Socket Mode (no public URL needed) until ``stop`` is set."""
+    """Connect to Slack over Socket Mode (no public URL needed) until ``stop`` is set.
+
+    The app-level token is checked first: slack_sdk would otherwise retry a refused token forever.
+    """
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    try:
+        await app.client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown_error")
+        raise ConfigError(
+            f"Slack refused the app-level token (EMAILDOCTOR_SLACK__APP_TOKEN): {error}. Create one under Basic "
+            "Information → App-Level Tokens with the connections:write scope, and turn Socket Mode on."
+        ) from exc
     handler = AsyncSocketModeHandler(app, app_token)
     await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
     try:

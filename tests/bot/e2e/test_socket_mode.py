@@ -85,10 +85,33 @@ async def test_the_bot_serves_emailtest_and_request_fix_over_socket_mode(sandbox
     assert hub.connections() == []
     assert sandbox.tenant.grant_record(*SEND_AS) is None  # requested and denied: nothing granted
     opened = workspace.calls("apps.connections.open")
-    assert len(opened) == 2 and all(c.ok and c.token == workspace.app_token for c in opened)
+    # The bot's token check at start, its first connection, the reconnection after the refresh.
+    assert len(opened) == 3 and all(c.ok and c.token == workspace.app_token for c in opened)
     assert [d.kind for d in workspace.deliveries()] == ["slash_command", "block_actions", "block_actions"]
     assert all(d.envelope_id is not None for d in workspace.deliveries())
     secrets = [v for k, v in sandbox.settings_env().items() if "SECRET" in k or "TOKEN" in k or "PASSWORD" in k]
     assert workspace.app_token in secrets
     for secret in secrets:
         assert secret not in out.decode() + err.decode()
+
+
+async def test_a_refused_app_token_stops_the_bot_with_a_clear_message(sandbox: Sandbox, tmp_path: Path) -> None:
+    env_file = sandbox.write_env_file(tmp_path / ".env")
+    with env_file.open("a", encoding="utf-8") as handle:
+        handle.write(
+            f"EMAILDOCTOR_STORE__URL=sqlite:///{tmp_path / 'bot.db'}\nEMAILDOCTOR_SLACK__MODE=socket\n"
+            "EMAILDOCTOR_SLACK__APP_TOKEN=xapp-1-A0EMAILDOC-0000-not-the-token\n"
+        )
+    process = await asyncio.create_subprocess_exec(
+        EMAILDOCTOR,
+        "--env-file",
+        str(env_file),
+        "bot",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2, (out, err)
+    assert "Slack refused the app-level token (EMAILDOCTOR_SLACK__APP_TOKEN): invalid_auth" in err.decode()
+    assert "not-the-token" not in out.decode() + err.decode()
