@@ -49,16 +49,17 @@ from plugin.settings import load_settings  # noqa: E402
 
 
 # --- the sandbox, in its own process -----------------------------------------------------------------------------
-def _serve_sandbox(size: int, latency_ms: float, conn: Connection) -> None:
-    asyncio.run(_sandbox_main(size, latency_ms, conn))
+def _serve_sandbox(size: int, latency_ms: float, behaviour: dict[str, Any], conn: Connection) -> None:
+    asyncio.run(_sandbox_main(size, latency_ms, behaviour, conn))
 
 
-async def _sandbox_main(size: int, latency_ms: float, conn: Connection) -> None:
+async def _sandbox_main(size: int, latency_ms: float, behaviour: dict[str, Any], conn: Connection) -> None:
     from sandbox.bulk import build_large_tenant
     from sandbox.faults import FaultBook
     from sandbox.runtime import Sandbox
 
     tenant = build_large_tenant(size, seed=1)
+    tenant.behaviour = tenant.behaviour.changed(**behaviour)
     faults = FaultBook()
     for service in ("exchange", "graph"):
         faults.set(service, latency_ms=latency_ms)
@@ -157,10 +158,12 @@ def _calls(exchange: ExchangeAdmin) -> tuple[int, int, int]:
     return exchange.stats.requests, exchange.stats.batch_items, exchange.stats.retries
 
 
-async def bench_size(size: int, latency_ms: float, loop_sample: int | None, skip_loop: bool) -> list[Run]:
+async def bench_size(
+    size: int, latency_ms: float, loop_sample: int | None, skip_loop: bool, behaviour: dict[str, Any]
+) -> list[Run]:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    process = context.Process(target=_serve_sandbox, args=(size, latency_ms, child), daemon=True)
+    process = context.Process(target=_serve_sandbox, args=(size, latency_ms, behaviour, child), daemon=True)
     process.start()
     try:
         started = await asyncio.to_thread(parent.recv)
@@ -277,6 +280,12 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--loop-sample", type=int, default=None, help="run the loop on N mailboxes and extrapolate")
     parser.add_argument("--no-loop", action="store_true")
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="the sandbox's per-tenant limit of requests in flight (default 10; below 8 the client gets 429s)",
+    )
     parser.add_argument("--write", type=Path, default=None, help="write the Markdown report here")
     parser.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -284,7 +293,8 @@ async def main(argv: list[str] | None = None) -> int:
     results: dict[int, list[Run]] = {}
     for size in args.sizes:
         print(f"{size} mailboxes:", flush=True)
-        results[size] = await bench_size(size, args.latency_ms, args.loop_sample, args.no_loop)
+        behaviour = {} if args.max_concurrent is None else {"exchange_max_concurrent_requests": args.max_concurrent}
+        results[size] = await bench_size(size, args.latency_ms, args.loop_sample, args.no_loop, behaviour)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report = markdown(results, args.latency_ms, info, rss_mib)
     print(report)
