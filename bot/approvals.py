@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from bot import blocks
@@ -11,7 +12,7 @@ from bot.retest import RetestPolicy, retest_until_passing
 from bot.slack_io import Posted
 from bot.store import FixRequest, RequestKind, RequestStatus
 from plugin.doctor import Report
-from plugin.errors import ConfigError
+from plugin.errors import ConfigError, EmailDoctorError
 from plugin.resolve import RIGHT_WORDS
 
 
@@ -99,7 +100,17 @@ async def approve(ctx: BotContext, request: FixRequest, approver: str) -> None:
     """The approver won the decision: run the change, report it on the card and in the thread, re-test."""
     change = change_of(request)
     await update_card(ctx, request, f":hourglass_flowing_sand: Approved by <@{approver}>; applying in Exchange…")
-    result = await apply_change(ctx, change, actor=request.requested_by, approved_by=approver, request_id=request.id)
+    try:
+        result = await apply_change(
+            ctx, change, actor=request.requested_by, approved_by=approver, request_id=request.id
+        )
+    except EmailDoctorError as exc:
+        # Keep the request and the card truthful, then let the error reach the approver as usual.
+        with contextlib.suppress(EmailDoctorError):
+            await ctx.store.mark_failed(request.id, str(exc))
+            await update_card(ctx, request, f":x: Approved by <@{approver}>, but the change did not run: {exc}")
+            await tell_origin(ctx, request, f":x: <@{approver}> approved the fix, but it did not run: {exc}")
+        raise
     if not result.ok:
         await ctx.store.mark_failed(request.id, result.detail)
         await update_card(

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from graph.cli_signin import add_option, microsoft365
-from graph.permissions_model import Grant, MailboxRights, TrusteeKind
+from graph.permissions_model import Grant, MailboxRights
 from graph.services import M365Services
 from plugin.directory_files import FileDirectorySource
 from plugin.doctor import Doctor
@@ -102,27 +102,12 @@ class PermsCommand:
         return 0
 
 
-def describe_trustee(grant: Grant) -> str:
-    marks = [str(grant.trustee_kind).replace("_", " ")] if str(grant.trustee_kind) != "user" else []
-    if grant.inherited:
-        marks.append("inherited")
-    if grant.deny:
-        marks.append("DENY")
-    return grant.trustee + (f" ({', '.join(marks)})" if marks else "")
-
-
 def _render_show(rights: MailboxRights, *, everything: bool = False) -> str:
     lines = [f"Rights on {rights.mailbox}"]
-    hidden = 0
-    for label, grants in (
-        ("Send As", rights.send_as),
-        ("Send on Behalf", rights.send_on_behalf),
-        ("Full Access", rights.full_access),
-    ):
-        shown = [g for g in grants if everything or g.trustee_kind is not TrusteeKind.SYSTEM]
-        hidden += len(grants) - len(shown)
-        holders = ", ".join(describe_trustee(g) for g in shown) or "nobody"
-        lines.append(f"  {label + ':':<16}{holders}")
+    shown, hidden = rights.holders(everything=everything)
+    for right, grants in shown:
+        holders = ", ".join(g.describe() for g in grants) or "nobody"
+        lines.append(f"  {RIGHT_WORDS[right] + ':':<16}{holders}")
     if hidden:
         lines.append(f"  (and {hidden} inherited entries of Exchange's own accounts; --all lists them)")
     lines += [f"  warning: {w}" for w in rights.warnings]

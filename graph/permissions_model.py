@@ -68,6 +68,15 @@ class Grant:
     inherited: bool = False
     deny: bool = False
 
+    def describe(self) -> str:
+        """The trustee as reports show it: ``oscar@business.com (disabled, inherited)``."""
+        marks = [str(self.trustee_kind).replace("_", " ")] if self.trustee_kind is not TrusteeKind.USER else []
+        if self.inherited:
+            marks.append("inherited")
+        if self.deny:
+            marks.append("DENY")
+        return self.trustee + (f" ({', '.join(marks)})" if marks else "")
+
     @property
     def key(self) -> tuple[str, str, str, bool]:
         """Identity of a grant for diffs (addresses compare case-insensitively)."""
@@ -108,6 +117,20 @@ class MailboxRights:
     @property
     def grants(self) -> tuple[Grant, ...]:
         return (*self.send_as, *self.send_on_behalf, *self.full_access)
+
+    def holders(self, *, everything: bool = False) -> tuple[list[tuple[Right, list[Grant]]], int]:
+        """The holders of each right, and how many of Exchange's own inherited system entries were left out."""
+        shown: list[tuple[Right, list[Grant]]] = []
+        hidden = 0
+        for right, grants in (
+            (Right.SEND_AS, self.send_as),
+            (Right.SEND_ON_BEHALF, self.send_on_behalf),
+            (Right.FULL_ACCESS, self.full_access),
+        ):
+            kept = [g for g in grants if everything or g.trustee_kind is not TrusteeKind.SYSTEM]
+            hidden += len(grants) - len(kept)
+            shown.append((right, kept))
+        return shown, hidden
 
     def to_json(self) -> dict[str, Any]:
         return {

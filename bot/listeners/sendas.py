@@ -17,6 +17,7 @@ from bot import approvals, blocks
 from bot.changes import Change, apply_change, describe_duration, parse_duration, parse_right
 from bot.context import BotContext
 from bot.errors import after_ack
+from graph.permissions_model import MailboxRights
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
 
@@ -105,21 +106,14 @@ async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRes
     )
 
 
-def _show_lines(rights: Any) -> list[str]:
-    lines: list[str] = []
-    for label, grants in (
-        ("Send As", rights.send_as),
-        ("Send on Behalf", rights.send_on_behalf),
-        ("Full Access", rights.full_access),
-    ):
-        holders = [
-            g.trustee
-            + (f" ({g.trustee_kind})" if str(g.trustee_kind) != "user" else "")
-            + (" (inherited)" if g.inherited else "")
-            + (" (deny)" if g.deny else "")
-            for g in grants
-        ]
-        lines.append(f"*{label}:* " + (", ".join(holders) if holders else "_nobody_"))
+def _show_lines(rights: MailboxRights) -> list[str]:
+    shown, hidden = rights.holders()
+    lines = [
+        f"*{RIGHT_WORDS[right]}:* " + (", ".join(g.describe() for g in grants) if grants else "_nobody_")
+        for right, grants in shown
+    ]
+    if hidden:
+        lines.append(f"_and {hidden} inherited entries of Exchange's own accounts_")
     return lines
 
 

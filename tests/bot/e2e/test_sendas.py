@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.scheduler import Scheduler
+from bot.store import RequestStatus
 from bot.store.engine import async_url
 from sandbox.slack import ResponsePost
 from tests.bot.e2e.conftest import APPROVALS, HANNAH, IVAN, World
@@ -25,7 +26,7 @@ async def test_show_lists_holders_without_self_and_marks_kinds(world: World) -> 
     await world.command(IVAN, "/sendas", "show sales@business.com")
     post = await _answer(world, "Rights on sales@business.com")
     shown = str(post.payload)
-    assert "admin@business.com" in shown and "S-1-5-21-3623811015-3361044348-30300820-1013 (orphaned_sid)" in shown
+    assert "admin@business.com" in shown and "S-1-5-21-3623811015-3361044348-30300820-1013 (orphaned sid)" in shown
     assert "NT AUTHORITY\\\\SELF" not in shown and "NT AUTHORITY\\SELF" not in shown
     assert post.payload.get("response_type") == "ephemeral"
 
@@ -106,3 +107,15 @@ async def test_no_grant_runs_when_the_audit_log_cannot_be_written(world: World) 
     )
     await world.settle()
     assert world.sandbox.tenant.grant_record("SendAs", "alice@business.com", "admin@business.com") is None
+
+
+async def test_an_approved_change_that_cannot_run_is_marked_failed(world: World) -> None:
+    await world.command(HANNAH, "/sendas", "grant SendAs admin@business.com nobody@business.com")
+    card = await world.top(APPROVALS, "nobody@business.com")
+    await world.slack.click(IVAN, card, "approve_request")
+    await world.wait(lambda: "the change did not run" in world.latest(card).all_text())
+    await world.settle()
+    request = await world.ctx.store.get_request(1)
+    assert request.status is RequestStatus.FAILED
+    outcomes = [(e.action, e.result) for e in await world.ctx.store.audit_entries(limit=20)]
+    assert ("grant.started", "started") in outcomes and ("grant", "failed") in outcomes
