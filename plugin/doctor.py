@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from plugin.catalogue import Facts, diagnose
 from plugin.classify import Stage
 from plugin.diagnosis import Code, Diagnosis, FixAction
-from plugin.directory import Directory, DirectorySource, Transport
+from plugin.directory import DirectorySource, Transport
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError
 from plugin.interfaces import GraphSendResult, MailboxKind, Microsoft365
 from plugin.probe import run_probe
@@ -116,16 +116,16 @@ class Doctor:
             check = Check("email_on_record", False, f"{employee.name} has no email address on their Employee record")
             facts = Facts(user=employee.name)
             return self._failed(query, test_id, exc.code or Code.MISSING_EMAIL_ADDRESS, facts, (check,))
-        return await self._diagnose_plan(query, test_id, plan, directory)
+        return await self._diagnose_plan(query, test_id, plan)
 
-    async def _diagnose_plan(self, query: str, test_id: str, plan: SendPlan, directory: Directory) -> Report:
+    async def _diagnose_plan(self, query: str, test_id: str, plan: SendPlan) -> Report:
         password = self._password(plan)
         checks = await asyncio.gather(
-            self._check(self._principal_account, plan),
-            self._check(self._from_mailbox, plan),
-            self._check(self._smtp_auth, plan),
-            self._check(self._right, plan),
-            self._check(lambda p: self._server_tls(p, test_id), plan),
+            self._check("principal_account", self._principal_account(plan)),
+            self._check("from_mailbox", self._from_mailbox(plan)),
+            self._check("smtp_auth", self._smtp_auth(plan)),
+            self._check("right", self._right(plan)),
+            self._check("server_tls", self._server_tls(plan, test_id)),
         )
         all_checks: tuple[Check, ...] = (Check("email_on_record", True, f"{plan.user.name}: {plan.from_addr}"), *checks)
         smtp: ProbeResult | None = None
@@ -150,11 +150,11 @@ class Doctor:
 
     # -- checks -------------------------------------------------------------------------------------------
 
-    async def _check(self, check: Callable[[SendPlan], Awaitable[Check]], plan: SendPlan) -> Check:
+    async def _check(self, name: str, check: Awaitable[Check]) -> Check:
+        """A check that could not be made (Microsoft 365 refused, timed out) is reported, not fatal."""
         try:
-            return await check(plan)
+            return await check
         except EmailDoctorError as exc:
-            name = getattr(check, "__name__", "check").lstrip("_")
             code = f" [{exc.code}]" if exc.code else ""
             return Check(name, None, f"could not check{code}: {exc}")
 
