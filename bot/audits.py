@@ -79,7 +79,7 @@ def summary(report: AuditReport, *, scheduled: bool) -> blocks.Message:
     if not predicted and not risky:
         lines.append(":white_check_mark: No risky grants and no predicted Send As failures.")
     text = "\n".join(lines)
-    return lines[0], [{"type": "section", "text": {"type": "mrkdwn", "text": blocks._clip(text)}}]
+    return lines[0], [{"type": "section", "text": {"type": "mrkdwn", "text": blocks.clip(text)}}]
 
 
 def _finding(finding: Finding) -> str:

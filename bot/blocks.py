@@ -32,14 +32,14 @@ def mark(ok: bool | None) -> str:
 
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
 
 
 def _context(*texts: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(t, 2900)} for t in texts if t]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(t, 2900)} for t in texts if t]}
 
 
-def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
+def clip(text: str, limit: int = SECTION_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 20] + "\n… (shortened)"
 
 
@@ -128,7 +128,7 @@ def transcript_message(report: Report) -> Message | None:
         head, tail = lines[:20], lines[-15:]
         body = "\n".join([*head, f"… {len(lines) - 35} lines omitted …", *tail])
     text = "SMTP transcript (secrets redacted)"
-    return text, [_section(f"*{text}*\n```{_clip(body, SECTION_LIMIT - 60)}```")]
+    return text, [_section(f"*{text}*\n```{clip(body, SECTION_LIMIT - 60)}```")]
 
 
 def fix_value(action: FixAction, report: Report, origin: Mapping[str, str]) -> str:
