@@ -18,7 +18,8 @@ from sandbox.runtime import Sandbox
 from tests.graph.doctor_support import doctor_for
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO.parent / "shared" / "reference" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
+SCHEMA = REPO / "manifests" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
+REFERENCE_SCHEMA = REPO.parent / "shared" / "reference" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
 SLACK = yaml.safe_load((REPO / "manifests" / "slack-app.yaml").read_text())
 ENTRA = json.loads((REPO / "manifests" / "entra-app.json").read_text())
 
@@ -27,6 +28,12 @@ def test_slack_manifest_matches_slacks_schema() -> None:
     schema = json.loads(SCHEMA.read_text())
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(SLACK), key=lambda e: list(e.path))
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+def test_the_vendored_schema_is_the_reference_copy() -> None:
+    if REFERENCE_SCHEMA.is_file():  # beside the team's checkout; a clone elsewhere has only the vendored copy
+        assert SCHEMA.read_bytes() == REFERENCE_SCHEMA.read_bytes()
+    assert json.loads(SCHEMA.read_text())["$schema"].startswith("http://json-schema.org/draft-07")
 
 
 def _registered_commands() -> set[str]:
