@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 import urllib.request
 from pathlib import Path
 
 from sandbox.runtime import Sandbox
-
-EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
+from tests.commands import sandbox_env_file, start
 
 
 async def test_bot_command_serves_slack_and_stops_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:
-    env_file = sandbox.write_env_file(tmp_path / ".env")
-    with env_file.open("a", encoding="utf-8") as handle:
-        handle.write(f"EMAILDOCTOR_STORE__URL=sqlite:///{tmp_path / 'bot.db'}\nEMAILDOCTOR_SLACK__PORT=0\n")
-    process = await asyncio.create_subprocess_exec(
-        EMAILDOCTOR,
-        "--env-file",
-        str(env_file),
-        "bot",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
-    )
+    env_file = sandbox_env_file(sandbox, tmp_path, EMAILDOCTOR_SLACK__PORT="0")
+    process = await start("--env-file", str(env_file), "bot")
     assert process.stdout is not None and process.stderr is not None
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()

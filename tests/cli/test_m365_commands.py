@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 from sandbox.runtime import Sandbox
 from sandbox.testing import SandboxFactory
-
-EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
+from tests.commands import run, sandbox_env_file, start
 
 
 async def emaildoctor(env_file: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        EMAILDOCTOR,
-        "--env-file",
-        str(env_file),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
-        cwd=env_file.parent,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run("--env-file", str(env_file), *args, cwd=env_file.parent)
 
 
 def env_file_for(sandbox: Sandbox, tmp_path: Path) -> Path:
-    path = sandbox.write_env_file(tmp_path / ".env")
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(f"EMAILDOCTOR_STORE__URL=sqlite:///{tmp_path / 'emaildoctor.db'}\n")
-    return path
+    return sandbox_env_file(sandbox, tmp_path)
 
 
 async def test_diagnose_grant_wait_pass(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
@@ -129,8 +111,7 @@ async def test_device_login_acts_as_the_signed_in_admin(sandbox_factory: Sandbox
 
     async with sandbox_factory(behaviour={"device_code_interval_seconds": 1}) as sandbox:
         env_file = env_file_for(sandbox, tmp_path)
-        process = await asyncio.create_subprocess_exec(
-            EMAILDOCTOR,
+        process = await start(
             "--env-file",
             str(env_file),
             "grant",
@@ -140,9 +121,6 @@ async def test_device_login_acts_as_the_signed_in_admin(sandbox_factory: Sandbox
             "--trustee",
             "admin@business.com",
             "--device-login",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
             cwd=tmp_path,
         )
         assert process.stderr is not None

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.commands import run
+
 REPO = Path(__file__).resolve().parents[2]
-EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
 
 
 async def run_demo(*args: str) -> tuple[int, str, str, float]:
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        EMAILDOCTOR,
-        "demo",
-        "--no-color",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 180)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode(), time.monotonic() - started
+    code, out, err = await run("demo", "--no-color", *args, within=180)
+    return code, out, err, time.monotonic() - started
 
 
 def test_make_demo_runs_the_demo_command() -> None:

@@ -4,19 +4,16 @@ loads."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import shlex
-import sys
 from pathlib import Path
 
 from plugin.settings import load_settings
 from sandbox.runtime import Sandbox
+from tests.commands import run, sandbox_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
-EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
 
 
 def shell_commands() -> list[str]:
@@ -31,26 +28,16 @@ def test_readme_commands_are_the_quick_start_and_emaildoctor() -> None:
 
 
 async def test_every_emaildoctor_command_in_the_readme_runs(sandbox: Sandbox, tmp_path: Path) -> None:
-    env_file = sandbox.write_env_file(tmp_path / ".env")
-    with env_file.open("a", encoding="utf-8") as handle:
-        handle.write(f"EMAILDOCTOR_STORE__URL=sqlite:///{tmp_path / 'emaildoctor.db'}\n")
+    sandbox_env_file(sandbox, tmp_path)
     port = str(sandbox.urls.smtp_starttls_port)
     ran = 0
     for command in shell_commands()[2:]:
         argv = shlex.split(
             command.replace("smtp.office365.com", sandbox.urls.smtp_host).replace("--port 587", f"--port {port}")
         )
-        process = await asyncio.create_subprocess_exec(
-            EMAILDOCTOR,
-            *argv[1:],
-            cwd=tmp_path,  # the .env there points emaildoctor at the sandbox
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 120)
-        assert process.returncode in (0, 1), (command, process.returncode, err.decode()[-2000:])
-        assert b"Traceback" not in out + err, command
+        code, out, err = await run(*argv[1:], cwd=tmp_path)  # the .env there points emaildoctor at the sandbox
+        assert code in (0, 1), (command, code, err[-2000:])
+        assert "Traceback" not in out + err, command
         assert out.strip(), command
         ran += 1
     assert ran >= 10

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import socket
 import ssl
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.commands import clean_env, run
 from tests.plugin.scripted_smtp import Behaviour, scripted_server
 
-EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
 PASSWORD = "correct horse battery staple"
 SEND_AS = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
 
 
 async def run_cli(*args: str, extra_env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "SMTP_PASSWORD": PASSWORD}
-    env.update(extra_env or {})
-    process = await asyncio.create_subprocess_exec(
-        EMAILDOCTOR, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run(*args, env=clean_env(SMTP_PASSWORD=PASSWORD, **(extra_env or {})), within=60)
 
 
 def _args(port: int, ca_file: Path, *extra: str, password: bool = True) -> list[str]:

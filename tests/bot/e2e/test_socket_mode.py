@@ -5,16 +5,14 @@ into an approval card, follows Slack's refresh to a new connection, and stops cl
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from sandbox.runtime import Sandbox
 from sandbox.slack import SlackMessage, SlackWorkspace
+from tests.commands import run, sandbox_env_file, start
 
-EMAILDOCTOR = str(Path(sys.executable).parent / "emaildoctor")
 HELPDESK, APPROVALS = "C0HELPDESK", "C0ITAPPROVE"
 HANNAH, IVAN = "U0HANNAH", "U0IVAN"
 SEND_AS = ("SendAs", "alice@business.com", "admin@business.com")
@@ -32,18 +30,8 @@ async def _message(workspace: SlackWorkspace, pool: Callable[[], list[SlackMessa
 async def test_the_bot_serves_emailtest_and_request_fix_over_socket_mode(sandbox: Sandbox, tmp_path: Path) -> None:
     workspace = sandbox.slack
     assert workspace is not None and workspace.app_token is not None
-    env_file = sandbox.write_env_file(tmp_path / ".env")
-    with env_file.open("a", encoding="utf-8") as handle:
-        handle.write(f"EMAILDOCTOR_STORE__URL=sqlite:///{tmp_path / 'bot.db'}\nEMAILDOCTOR_SLACK__MODE=socket\n")
-    process = await asyncio.create_subprocess_exec(
-        EMAILDOCTOR,
-        "--env-file",
-        str(env_file),
-        "bot",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
-    )
+    env_file = sandbox_env_file(sandbox, tmp_path, EMAILDOCTOR_SLACK__MODE="socket")
+    process = await start("--env-file", str(env_file), "bot")
     assert process.stdout is not None and process.stderr is not None
     hub = workspace.socket_mode
     slack = sandbox.socket_mode_client()
@@ -96,22 +84,13 @@ async def test_the_bot_serves_emailtest_and_request_fix_over_socket_mode(sandbox
 
 
 async def test_a_refused_app_token_stops_the_bot_with_a_clear_message(sandbox: Sandbox, tmp_path: Path) -> None:
-    env_file = sandbox.write_env_file(tmp_path / ".env")
-    with env_file.open("a", encoding="utf-8") as handle:
-        handle.write(
-            f"EMAILDOCTOR_STORE__URL=sqlite:///{tmp_path / 'bot.db'}\nEMAILDOCTOR_SLACK__MODE=socket\n"
-            "EMAILDOCTOR_SLACK__APP_TOKEN=xapp-1-A0EMAILDOC-0000-not-the-token\n"
-        )
-    process = await asyncio.create_subprocess_exec(
-        EMAILDOCTOR,
-        "--env-file",
-        str(env_file),
-        "bot",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+    env_file = sandbox_env_file(
+        sandbox,
+        tmp_path,
+        EMAILDOCTOR_SLACK__MODE="socket",
+        EMAILDOCTOR_SLACK__APP_TOKEN="xapp-1-A0EMAILDOC-0000-not-the-token",
     )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2, (out, err)
-    assert "Slack refused the app-level token (EMAILDOCTOR_SLACK__APP_TOKEN): invalid_auth" in err.decode()
-    assert "not-the-token" not in out.decode() + err.decode()
+    code, out, err = await run("--env-file", str(env_file), "bot", within=30)
+    assert code == 2, (out, err)
+    assert "Slack refused the app-level token (EMAILDOCTOR_SLACK__APP_TOKEN): invalid_auth" in err
+    assert "not-the-token" not in out + err
