@@ -77,7 +77,7 @@ class ChangeCommand:
         add_option(parser)
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
-        from bot.context import SystemClock
+        from plugin.clock import SystemClock
 
         right = parse_right(args.right)
         duration = parse_duration(args.duration) if getattr(args, "duration", None) else None
@@ -133,9 +133,9 @@ class AuditCommand:
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
         from bot.audits import previous_snapshot_from
-        from bot.context import SystemClock
         from graph.audit import TenantAudit
         from graph.audit_output import audit_json, write_audit_csv
+        from plugin.clock import SystemClock
 
         if args.csv is not None and not args.csv.parent.is_dir():
             raise ConfigError(f"--csv: the folder {args.csv.parent} does not exist")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.people import Approvers
 from bot.slack_io import Poster
-from bot.store import Clock, Store
+from bot.store import Store
 from bot.tasks import TaskRegistry
+from plugin.clock import Clock
 from plugin.directory import DirectorySource
 from plugin.doctor import Doctor
 from plugin.settings import Settings
@@ -19,11 +20,6 @@ from plugin.settings import Settings
 if TYPE_CHECKING:
     from graph.audit import TenantAudit
     from graph.permissions import PermissionService
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 @dataclass

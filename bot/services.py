@@ -7,10 +7,11 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from bot.context import BotContext, SystemClock
+from bot.context import BotContext
 from bot.people import Approvers
 from bot.slack_io import Poster, build_web_client
-from bot.store import Clock, Store
+from bot.store import Store
+from plugin.clock import Clock, SystemClock
 from plugin.directory_files import FileDirectorySource
 from plugin.doctor import Doctor
 from plugin.settings import Settings

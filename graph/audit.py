@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses
 from graph.audit_trustees import TrusteeFacts, UserSource
@@ -35,15 +34,12 @@ __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
 from graph.permissions import mailbox_permission_grant, recipient_permission_grant
 from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
+from plugin.clock import Clock
 from plugin.diagnosis import Right
 from plugin.directory import Directory
 from plugin.errors import NotFoundError
 
 LISTING_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
-from graph.audit import Clock
 from graph.auth import delegated_scope
 from graph.device_login import DeviceCodeLogin, DeviceCodePrompt
 from graph.services import M365Services
+from plugin.clock import Clock
 from plugin.probe_request import TokenSource
 from plugin.settings import M365Settings
 

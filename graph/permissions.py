@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from graph.exchange import Command, ExchangeAdmin, Row, hashtable
 from graph.exchange_errors import ExchangeNotFoundError, is_no_permissions
@@ -41,6 +41,7 @@ from graph.permissions_model import (
     kind_from_label,
     parse_right,
 )
+from plugin.clock import Clock, SystemClock
 from plugin.diagnosis import Right
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError, ServiceError
 from plugin.interfaces import MailboxKind, RightHolding, SmtpAuthState
@@ -52,15 +53,6 @@ NO_OP_WARNINGS = (
     "already has the permission",
 )
 MAILBOX_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName", "ExternalDirectoryObjectId", "Alias")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class _SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class PermissionService:
@@ -75,7 +67,7 @@ class PermissionService:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._exchange = exchange
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._ttl = transport_config_ttl
         self._monotonic = monotonic
         self._transport: tuple[float, bool] | None = None

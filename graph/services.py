@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import TracebackType
 
-from graph.audit import Clock, TenantAudit
+from graph.audit import TenantAudit
 from graph.auth import AppTokenProvider, exchange_scope, graph_scope
 from graph.exchange import ExchangeAdmin
 from graph.graph_client import GraphClient
@@ -18,6 +18,7 @@ from graph.mail import GraphMailer
 from graph.permissions import PermissionService
 from graph.token_lint import GRAPH_SEND_ROLE, SMTP_APP_ROLE, exchange_audiences, graph_audiences, lint_token
 from graph.users import GraphUserDirectory
+from plugin.clock import Clock
 from plugin.errors import ConfigError, EmailDoctorError
 from plugin.probe_request import TokenSource
 from plugin.settings import M365Settings

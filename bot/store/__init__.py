@@ -22,7 +22,6 @@ from bot.store.records import (
     AuditRecord,
     AuditResult,
     ChainReport,
-    Clock,
     FixRequest,
     RequestKind,
     RequestStatus,
@@ -32,6 +31,7 @@ from bot.store.records import (
     TimedGrantStatus,
 )
 from bot.store.store import Store
+from plugin.clock import Clock
 
 __all__ = [
     "AuditEntry",

@@ -14,14 +14,9 @@ from sqlalchemy.sql.dml import Insert
 
 from bot.store.engine import WRITE, create_store_engine, prepare_engine, translated
 from bot.store.errors import StoreError
-from bot.store.records import Clock
+from plugin.clock import Clock, SystemClock
 from plugin.errors import ConfigError
 from plugin.redact import redact
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def aware_utc(value: datetime, name: str = "now") -> datetime:

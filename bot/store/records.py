@@ -9,17 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from plugin.diagnosis import Right
-
-
-class Clock(Protocol):
-    """Where the store reads the time when a call does not pass ``now`` (``sandbox.clock`` fits)."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware UTC."""
-        ...
 
 
 class RequestKind(StrEnum):

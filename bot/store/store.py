@@ -17,8 +17,8 @@ from bot.store.auditlog import AuditLog
 from bot.store.coordination import Coordination
 from bot.store.engine import WRITE, enable_sqlite_wal, translated
 from bot.store.errors import StoreError
-from bot.store.records import Clock
 from bot.store.snapshots import Snapshots
+from plugin.clock import Clock
 
 _MIGRATION_LOCK = "emaildoctor.store.migrate:"
 
