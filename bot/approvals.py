@@ -145,7 +145,10 @@ def already_decided(request: FixRequest, now: datetime) -> str:
     ):
         return f"This request expired at {request.expires_at:%Y-%m-%d %H:%M} UTC; ask again from a new test."
     who = f" by <@{request.decided_by}>" if request.decided_by else ""
-    return f"This request was already {request.status}{who}."
+    if request.status is RequestStatus.DENIED:
+        return f"This request was already denied{who}."
+    outcome = {RequestStatus.DONE: ", and the change is done", RequestStatus.FAILED: ", but the change failed"}
+    return f"This request was already approved{who}{outcome.get(request.status, '')}."
 
 
 async def retest(ctx: BotContext, request: FixRequest) -> None:
