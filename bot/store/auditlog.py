@@ -80,36 +80,22 @@ class AuditLog(StoreCore):
                 detail=detail,
             )
             digest = entry_hash(head.hash, fields)
-            session.add(
-                AuditRow(
-                    seq=seq,
-                    recorded_at=recorded_at,
-                    actor=actor,
-                    action=action,
-                    subject=canonical_json(subject),
-                    result=result,
-                    approved_by=approved_by,
-                    request_id=request_id,
-                    detail=detail,
-                    prev_hash=head.hash,
-                    hash=digest,
-                )
+            row = AuditRow(
+                seq=seq,
+                recorded_at=recorded_at,
+                actor=actor,
+                action=action,
+                subject=canonical_json(subject),
+                result=result,
+                approved_by=approved_by,
+                request_id=request_id,
+                detail=detail,
+                prev_hash=head.hash,
+                hash=digest,
             )
-            prev_hash = head.hash
+            session.add(row)
             head.seq, head.hash = seq, digest
-        return AuditEntry(
-            seq=seq,
-            recorded_at=recorded_at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            result=result,
-            approved_by=approved_by,
-            request_id=request_id,
-            detail=detail,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
+            return _entry(row)  # built before the commit expires the row; the commit runs on leaving the block
 
     @asynccontextmanager
     async def audited(
