@@ -15,6 +15,7 @@ from plugin.resolve import RIGHT_WORDS
 
 if TYPE_CHECKING:
     from graph.audit_findings import AuditReport, Finding, Snapshot
+    from graph.permissions_model import Grant
 
 MAX_LISTED = 8
 
@@ -66,8 +67,8 @@ def summary(report: AuditReport, *, scheduled: bool) -> blocks.Message:
         lines.append(f"Changes since {_when(report.diff.previous_taken_at)}: none.")
     else:
         lines.append(f"Changes since {_when(report.diff.previous_taken_at)}:")
-        lines += [f"  ➕ {RIGHT_WORDS[g.right]} {g.trustee} → {g.mailbox}" for g in report.diff.granted[:MAX_LISTED]]
-        lines += [f"  ➖ {RIGHT_WORDS[g.right]} {g.trustee} → {g.mailbox}" for g in report.diff.removed[:MAX_LISTED]]
+        lines += [f"  ➕ {_grant(g)}" for g in report.diff.granted[:MAX_LISTED]]
+        lines += [f"  ➖ {_grant(g)}" for g in report.diff.removed[:MAX_LISTED]]
     predicted = by_kind.get("predicted_send_failure", [])
     if predicted:
         lines.append(f":rotating_light: *Sending that will fail before anyone tries* ({len(predicted)}):")
@@ -82,9 +83,14 @@ def summary(report: AuditReport, *, scheduled: bool) -> blocks.Message:
     return lines[0], [{"type": "section", "text": {"type": "mrkdwn", "text": blocks.clip(text)}}]
 
 
+def _grant(grant: Grant) -> str:
+    return f"{RIGHT_WORDS[grant.right]} {blocks.escape(grant.trustee)} → {blocks.escape(grant.mailbox)}"
+
+
 def _finding(finding: Finding) -> str:
-    who = f" (users: {', '.join(finding.users)})" if finding.users else ""
-    return f"{finding.detail}{who} — `{finding.remedy}`"
+    # Names and addresses come from the tenant and the directory: escaped like anything typed.
+    who = f" (users: {blocks.escape(', '.join(finding.users))})" if finding.users else ""
+    return f"{blocks.escape(finding.detail)}{who} — `{blocks.escape(finding.remedy)}`"
 
 
 def _when(moment: datetime) -> str:

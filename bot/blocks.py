@@ -2,11 +2,16 @@
 
 Words come from the catalogue (plugin/catalogue.py) so Slack says what the CLI says. Every payload leaves
 through :func:`redacted`, which passes each string through :func:`plugin.redact.redact`.
+
+Text that a person typed, or that the directory, Exchange or a mail server supplied, goes in through
+:func:`escape` (``&``, ``<``, ``>`` as Slack asks), and every mrkdwn text object is ``verbatim``, so no
+``<!channel>``, mention or link can come from it; :func:`redacted` also disarms any that slipped through.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,12 +36,22 @@ def mark(ok: bool | None) -> str:
     return {True: "✅", False: "❌", None: "➖"}[ok]
 
 
+def escape(text: str) -> str:
+    """Text from outside (a person, the directory, Exchange) made inert in Slack's mrkdwn."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _mrkdwn(text: str, limit: int = SECTION_LIMIT) -> dict[str, Any]:
+    # verbatim: Slack does not turn bare URLs, #channel names or @here in the text into links or mentions.
+    return {"type": "mrkdwn", "text": clip(text, limit), "verbatim": True}
+
+
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
+    return {"type": "section", "text": _mrkdwn(text)}
 
 
 def _context(*texts: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(t, 2900)} for t in texts if t]}
+    return {"type": "context", "elements": [_mrkdwn(t, 2900) for t in texts if t]}
 
 
 def clip(text: str, limit: int = SECTION_LIMIT) -> str:
@@ -65,42 +80,55 @@ def title_of(diagnosis: Diagnosis | None, pending: bool = False) -> str:
 
 
 def testing_message(user: str, requested_by: str) -> Message:
-    text = f":hourglass_flowing_sand: Testing outgoing email for *{user}*… (asked by <@{requested_by}>)"
+    text = f":hourglass_flowing_sand: Testing outgoing email for *{escape(user)}*… (asked by <@{requested_by}>)"
     return text, [_section(text)]
 
 
-def summary_message(report: Report, requested_by: str) -> Message:
-    who = report.plan.user.name if report.plan else report.query
+def reused_note(seconds: float) -> str:
+    return (
+        f":recycle: This is the result of the test of {seconds:.0f} s ago, not a new one: "
+        "a person is tested at most once a minute, so that the test does not sign in as them again and again."
+    )
+
+
+def summary_message(report: Report, requested_by: str, *, reused_from: float | None = None) -> Message:
+    who = escape(report.plan.user.name if report.plan else report.query)
     verdict = "passed" if report.ok else f"failed: {title_of(report.diagnosis, report.pending)}"
     text = f"{mark(report.ok)} Email test for *{who}* {verdict} (asked by <@{requested_by}>). Details in the thread."
+    if reused_from is not None:
+        return text, [_section(text), _context(reused_note(reused_from))]
     return text, [_section(text)]
 
 
-def report_blocks(report: Report, *, origin: Mapping[str, str] | None = None) -> Message:
+def report_blocks(
+    report: Report, *, origin: Mapping[str, str] | None = None, reused_from: float | None = None
+) -> Message:
     """The full report for the thread: who signs in, From/Sender, checks, diagnosis, and a Request fix button."""
     plan = report.plan
     who = plan.user.name if plan else report.query
     headline = f"{mark(report.ok)} {who}: {title_of(report.diagnosis, report.pending)}"
     blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}}]
+    if reused_from is not None:
+        blocks.append(_context(reused_note(reused_from)))
     if plan is not None:
         transport = (
             f"SMTP {plan.host}:{plan.port} ({plan.security})" if str(plan.transport) == "smtp" else "Microsoft Graph"
         )
         blocks.append(
             _section(
-                f"*Who signs in:* {plan.principal}\n*From:* {plan.from_addr}"
-                + (f"   *Sender:* {plan.sender}" if plan.sender else "")
-                + f"\n*How:* {transport}, {plan.server_source}"
+                f"*Who signs in:* {escape(plan.principal)}\n*From:* {escape(plan.from_addr)}"
+                + (f"   *Sender:* {escape(plan.sender)}" if plan.sender else "")
+                + f"\n*How:* {escape(transport)}, {escape(plan.server_source)}"
             )
         )
-        blocks.append(_context(plan.explanation))
+        blocks.append(_context(escape(plan.explanation)))
     if report.checks:
         blocks.append(_section("\n".join(_check_line(check) for check in report.checks)))
     diagnosis = report.diagnosis
     if diagnosis is not None:
-        blocks.append(_section(f"*Cause:* {diagnosis.cause}\n*Fix:* {diagnosis.fix}"))
+        blocks.append(_section(f"*Cause:* {escape(diagnosis.cause)}\n*Fix:* {escape(diagnosis.fix)}"))
         if diagnosis.evidence:
-            blocks.append(_context(*(f"• {item}" for item in diagnosis.evidence[:6])))
+            blocks.append(_context(*(f"• {escape(item)}" for item in diagnosis.evidence[:6])))
         if diagnosis.fix_action is not None and not report.pending:
             value = fix_value(diagnosis.fix_action, report, origin or {})
             blocks.append(
@@ -111,18 +139,18 @@ def report_blocks(report: Report, *, origin: Mapping[str, str] | None = None) ->
                 }
             )
     code = f" · code `{diagnosis.code}` · who acts: {diagnosis.remedy}" if diagnosis else ""
-    blocks.append(_context(f"test id {report.test_id}{code}"))
-    return headline, blocks
+    blocks.append(_context(f"test id {escape(report.test_id)}{code}"))
+    return escape(headline), blocks
 
 
 def _check_line(check: Check) -> str:
-    return f"{mark(check.ok)} *{CHECK_LABELS.get(check.name, check.name)}* — {check.detail}"
+    return f"{mark(check.ok)} *{CHECK_LABELS.get(check.name, check.name)}* — {escape(check.detail)}"
 
 
 def transcript_message(report: Report) -> Message | None:
     if report.smtp is None or not report.smtp.transcript:
         return None
-    lines = list(report.smtp.transcript)
+    lines = [escape(line) for line in report.smtp.transcript]
     body = "\n".join(lines)
     if len(body) > SECTION_LIMIT - 60:
         head, tail = lines[:20], lines[-15:]
@@ -152,6 +180,7 @@ def describe_change(kind: str, right: Right, trustee: str, mailbox: str, duratio
     verb = "grant" if kind == "grant" else "remove"
     words = RIGHT_WORDS[right]
     tail = f" for {duration}" if duration else ""
+    trustee, mailbox = escape(trustee), escape(mailbox)
     if verb == "grant":
         return f"grant *{trustee}* {words} on *{mailbox}*'s mailbox{tail}"
     return f"remove *{trustee}*'s {words} on *{mailbox}*'s mailbox"
@@ -168,7 +197,7 @@ def approval_card(
     status: str | None = None,
 ) -> Message:
     text = f"<@{requested_by}> asks to {change}."
-    blocks: list[Block] = [_section(f":key: {text}\n*Why:* {reason}")]
+    blocks: list[Block] = [_section(f":key: {text}\n*Why:* {escape(reason)}")]
     if status is None:
         who = f"members of {it_handle}" if it_handle else "IT admins"
         blocks.append(
@@ -202,17 +231,28 @@ def lines_message(title: str, lines: Sequence[str], *, empty: str = "none") -> M
 # -- safety -------------------------------------------------------------------------------------------------
 
 
+_BROADCAST_OR_LINK = re.compile(r"<(?:!(?:channel|here|everyone)\b|[A-Za-z][A-Za-z0-9+.-]*:)[^<>]*>")
+"""What emaildoctor never writes itself: @channel / @here / @everyone, and links (its own markup is only
+user, channel and user-group mentions and dates)."""
+
+
+def disarm(text: str) -> str:
+    """The last line of defence behind :func:`escape`: any broadcast or link left in a text is shown as typed."""
+    return _BROADCAST_OR_LINK.sub(lambda match: escape(match.group(0)), text)
+
+
 def redacted(value: Any, secrets: Iterable[str]) -> Any:
-    """Every string in a payload, redacted (text, blocks, button values)."""
+    """Every string in a payload, redacted (text, blocks, button values); every text also :func:`disarm`-ed."""
     secret_list = list(secrets)
 
-    def walk(item: Any) -> Any:
+    def walk(item: Any, key: str | None = None) -> Any:
         if isinstance(item, str):
-            return redact(item, secret_list)
+            clean = redact(item, secret_list)
+            return disarm(clean) if key == "text" else clean
         if isinstance(item, list):
             return [walk(element) for element in item]
         if isinstance(item, dict):
-            return {key: walk(element) for key, element in item.items()}
+            return {name: walk(element, name) for name, element in item.items()}
         return item
 
     return walk(value)

@@ -15,8 +15,11 @@ from plugin.errors import ConfigError
 if TYPE_CHECKING:
     from graph.permissions_model import ChangeResult
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
-MAX_DURATION = timedelta(days=30)
+_DURATION = re.compile(r"^(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?$")
+_MAX_DIGITS = 9
+"""Longer numbers are refused before int() (Python refuses to convert more than 4,300 digits)."""
+MAX_DURATION = timedelta(days=90)
+"""The default bound (settings: ``limits.max_grant_days``)."""
 RIGHTS = {"sendas": Right.SEND_AS, "sendonbehalf": Right.SEND_ON_BEHALF, "fullaccess": Right.FULL_ACCESS}
 
 
@@ -27,16 +30,21 @@ def parse_right(text: str) -> Right:
     return RIGHTS[key]
 
 
-def parse_duration(text: str) -> timedelta:
-    """'8h', '30m', '2d', '1h30m' → a timedelta between one minute and 30 days."""
+def parse_duration(text: str, maximum: timedelta = MAX_DURATION) -> timedelta:
+    """'8h', '30m', '2d', '1h30m' → a timedelta between one minute and ``maximum``.
+
+    Out-of-range input gets a clear message, never OverflowError or ValueError."""
+    bounds = f"a time-bound grant lasts between 1 minute and {describe_duration(maximum)}"
     match = _DURATION.match(text.strip().casefold())
     if not match or not any(match.groups()):
-        raise ConfigError(f"'{text}' is not a duration: use e.g. 30m, 8h, 2d or 1h30m")
+        raise ConfigError(f"'{text[:40]}' is not a duration: use e.g. 30m, 8h, 2d or 1h30m")
+    if any(len(part or "") > _MAX_DIGITS for part in match.groups()):
+        raise ConfigError(f"'{text[:40]}' is far too long: {bounds}")
     days, hours, minutes = (int(part or 0) for part in match.groups())
-    duration = timedelta(days=days, hours=hours, minutes=minutes)
-    if not timedelta(minutes=1) <= duration <= MAX_DURATION:
-        raise ConfigError("a time-bound grant lasts between 1 minute and 30 days")
-    return duration
+    total = (days * 24 + hours) * 60 + minutes  # compared as a number: timedelta itself has an upper limit
+    if not 1 <= total <= maximum.total_seconds() // 60:
+        raise ConfigError(f"'{text}' is out of range: {bounds}")
+    return timedelta(minutes=total)
 
 
 def describe_duration(duration: timedelta) -> str:

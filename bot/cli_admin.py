@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,8 +81,9 @@ class ChangeCommand:
         from plugin.clock import SystemClock
 
         right = parse_right(args.right)
-        duration = parse_duration(args.duration) if getattr(args, "duration", None) else None
         settings = context.settings()
+        longest = timedelta(days=settings.limits.max_grant_days)
+        duration = parse_duration(args.duration, longest) if getattr(args, "duration", None) else None
         clock = SystemClock()
         subject: dict[str, object] = {"right": str(right), "mailbox": args.mailbox, "trustee": args.trustee}
         if duration is not None:

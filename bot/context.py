@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.limits import Limits
 from bot.people import Approvers
 from bot.slack_io import Poster
 from bot.store import Store
@@ -38,6 +39,7 @@ class BotContext:
     """This process's name in scheduled-run and revocation claims."""
     secrets: list[str] = field(default_factory=list)
     tasks: TaskRegistry = field(default_factory=TaskRegistry)
+    limits: Limits = field(default_factory=Limits)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def now(self) -> datetime:

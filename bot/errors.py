@@ -14,6 +14,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 
 from bot import blocks
 from bot.context import BotContext
+from bot.guard import SlackOrigins
 from plugin.catalogue import CATALOGUE
 from plugin.errors import ConfigError, EmailDoctorError
 from plugin.redact import redact
@@ -23,21 +24,29 @@ UNEXPECTED = ":warning: Something went wrong inside emaildoctor; it has been log
 
 
 def error_text(error: BaseException) -> str:
+    """The message for a person; the error's own words are escaped, as they often quote what was typed."""
     if isinstance(error, EmailDoctorError):
         title = CATALOGUE[error.code].title if error.code and not isinstance(error, ConfigError) else None
         prefix = f":warning: *{title}* [{error.code}]: " if title else ":warning: "
-        return prefix + str(error)
+        return prefix + blocks.escape(str(error))
     return UNEXPECTED
 
 
 async def report_error(ctx: BotContext, error: BaseException, body: dict[str, Any], respond: Any = None) -> None:
-    """Tell the person who acted what went wrong (privately), in words; never a stack trace."""
+    """Tell the person who acted what went wrong (privately), in words; never a stack trace.
+
+    ``body`` is always one Slack signed (or sent over Socket Mode): :mod:`bot.guard` refuses anything else
+    before bolt, and so this handler, can see it. Even so its response_url is followed only to Slack.
+    """
     if isinstance(error, BoltUnhandledRequestError):
         return
     if not isinstance(error, EmailDoctorError):
         log.error("unexpected error: %s", redact(repr(error), ctx.secrets))
     text = redact(error_text(error), ctx.secrets)
-    if respond is not None and body.get("response_url"):
+    slack = ctx.settings.slack
+    if respond is not None and SlackOrigins.from_settings(slack.api_url, slack.response_url_hosts).allows(
+        body.get("response_url")
+    ):
         await respond(text=text, response_type="ephemeral", replace_original=False)
         return
     user = (body.get("user") or {}).get("id") or body.get("user_id")

@@ -14,7 +14,6 @@ from plugin.settings import SlackSettings
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
-IT_CACHE_SECONDS = 60.0
 
 
 async def directory_query(client: AsyncWebClient, text: str) -> str:
@@ -41,7 +40,11 @@ async def directory_query(client: AsyncWebClient, text: str) -> str:
 
 @dataclass
 class Approvers:
-    """Members of the IT user group (looked up through usergroups.users.list, cached briefly) or listed ids."""
+    """Members of the IT user group (looked up through usergroups.users.list) or listed ids.
+
+    A decision (approve, deny, grant, revoke) asks Slack afresh every time, so someone removed from the
+    group cannot act a second later; read-only commands may use the answer for ``it_cache_seconds``.
+    """
 
     client: AsyncWebClient
     settings: SlackSettings
@@ -54,13 +57,13 @@ class Approvers:
             return f"<!subteam^{self.settings.it_usergroup_id}>"
         return "the IT admins"
 
-    async def is_it(self, user_id: str) -> bool:
+    async def is_it(self, user_id: str, *, fresh: bool = True) -> bool:
         if user_id in self.settings.it_user_ids:
             return True
         group = self.settings.it_usergroup_id
         if not group:
             return False
-        if time.monotonic() - self._fetched_at > IT_CACHE_SECONDS:
+        if fresh or time.monotonic() - self._fetched_at > self.settings.it_cache_seconds:
             try:
                 response = await self.client.usergroups_users_list(usergroup=group)
             except SlackApiError as exc:

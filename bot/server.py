@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
+from bot.app import SlackApp
+from bot.guard import RefusedError
 from plugin.errors import ConfigError
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 
 
-def build_web_app(app: AsyncApp) -> web.Application:
+def build_web_app(app: SlackApp) -> web.Application:
     async def events(request: web.Request) -> web.Response:
-        bolt_response = await app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        body = await request.read()
+        try:
+            app.guard.admit(request.headers, body, time.time())
+        except RefusedError as refusal:
+            return web.json_response({"ok": False, "error": refusal.kind}, status=refusal.status)
+        # Admitted: the signature covers these bytes and they decode (checked by the guard).
+        bolt_request = AsyncBoltRequest(
+            body=body.decode(),
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]  # a multi-dict, as bolt's own aiohttp adapter passes
+        )
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"ok": True, "service": "emaildoctor-bot"})
@@ -43,7 +57,7 @@ class RunningServer:
         await self.runner.cleanup()
 
 
-async def serve_http(app: AsyncApp, host: str, port: int) -> RunningServer:
+async def serve_http(app: SlackApp, host: str, port: int) -> RunningServer:
     """Serve on host:port (port 0 picks a free one); returns once listening."""
     runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
     await runner.setup()

@@ -2,14 +2,17 @@
 
 Addresses end up in SMTP commands and message headers, so CR, LF and other control characters are
 refused outright (header and command injection), and the syntax is the plain ``local@domain`` that
-mail servers accept in ``MAIL FROM:<…>``.
+mail servers accept in ``MAIL FROM:<…>``; whatever passes here, the SMTP library accepts too.
 """
 
 from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from aiosmtplib.email import parse_address
+
+# C0 and C1 controls and Unicode's line and paragraph separators: Python's own line splitting breaks at them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ADDRESS = re.compile(
     r"^(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+|\"[^\"\\]+\")@"
     r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}|\[[0-9.]+\]|localhost)$"
@@ -29,6 +32,10 @@ def validate_address(value: str) -> str:
     local = value.rsplit("@", 1)[0]
     if local.startswith(".") or local.endswith(".") or ".." in local:
         raise ValueError(f"'{value}' has a misplaced dot before the @")
+    try:
+        parse_address(value)  # what aiosmtplib will put on the MAIL FROM / RCPT TO line
+    except ValueError:
+        raise ValueError(f"'{value}' has characters an SMTP command cannot carry (spaces or line breaks)") from None
     return value
 
 

@@ -135,8 +135,8 @@ def check_request(request: ProbeRequest) -> tuple[str, ...]:
             f"--timeout: {request.timeout:g} s is out of range; use {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds "
             "(30 is a good default)"
         )
-    if request.helo_name is not None and (has_control_characters(request.helo_name) or not request.helo_name.strip()):
-        problems.append("--helo: give a plain host name")
+    if request.helo_name is not None and not is_helo_name(request.helo_name):
+        problems.append(f"--helo: {request.helo_name[:80]!r} is not a host name; give one such as mail.example.com")
     if request.ca_file is not None and not request.ca_file.is_file():
         problems.append(f"--ca-file: {request.ca_file} does not exist")
     if request.quit_after is not None and request.quit_after not in QUIT_STAGES:
@@ -148,6 +148,12 @@ def check_request(request: ProbeRequest) -> tuple[str, ...]:
     if request.security is Security.NONE and request.port == 465:
         warnings.append("Port 465 normally expects implicit TLS (--security tls).")
     return tuple(warnings)
+
+
+def is_helo_name(name: str) -> bool:
+    """A name EHLO can carry: a host name or an address literal, with no space, line break or control
+    character anywhere (aiosmtplib refuses those with ValueError, after we would have connected)."""
+    return not has_control_characters(name) and not any(c.isspace() for c in name) and bool(_HOST.match(name))
 
 
 def _loopback(host: str) -> bool:

@@ -130,6 +130,14 @@ class SlackSettings(_Section):
     retest_timeout_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 120.0
     retest_first_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     retest_max_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    response_url_hosts: Annotated[tuple[str, ...], NoDecode] = ("hooks.slack.com",)
+    """Hosts whose https response_urls the bot follows (besides ``api_url``'s own origin); others are refused."""
+    lookups_it_only: bool = True
+    """``/sendas show`` and ``/sendas who`` answer IT only (they map who can send as whom, like ``/mailaudit``)."""
+    who_snapshot_max_age_minutes: Annotated[float, Field(ge=0, le=7 * 24 * 60)] = 60.0
+    """``/sendas who`` answers from the last audit if it is at most this old (0: always ask Exchange)."""
+    it_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
+    """How long IT membership is cached for read-only commands; approvals and changes always ask Slack afresh."""
 
     @field_validator("api_url")
     @classmethod
@@ -138,7 +146,7 @@ class SlackSettings(_Section):
             raise ValueError("must be an http(s):// URL")
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("it_user_ids", mode="before")
+    @field_validator("it_user_ids", "response_url_hosts", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):  # "U1,U2" or a JSON list
@@ -182,6 +190,18 @@ class StoreSettings(_Section):
         return value
 
 
+class LimitSettings(_Section):
+    """Bounds on what one person can make the bot do (per replica: counted in each process's memory)."""
+
+    max_grant_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    """The longest time-bound grant (``for 90d``), from chat and the command line."""
+    emailtest_reuse_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    """A test of the same user within this time shows the last result (labelled) instead of signing in again."""
+    emailtest_per_requester_per_minute: Annotated[int, Field(ge=1, le=1000)] = 6
+    sendas_per_requester_per_minute: Annotated[int, Field(ge=1, le=1000)] = 10
+    mailaudit_runs_per_requester_per_hour: Annotated[int, Field(ge=1, le=1000)] = 4
+
+
 class DirectorySettings(_Section):
     path: Path = Path("examples/directory.yaml")
     """Employee list and system outgoing mail server: a YAML file, or a CSV export of the employee list."""
@@ -202,6 +222,7 @@ class Settings(BaseSettings):
     smtp: SmtpDefaults = SmtpDefaults()
     store: StoreSettings = StoreSettings()
     directory: DirectorySettings = DirectorySettings()
+    limits: LimitSettings = LimitSettings()
 
     def secret_values(self) -> Iterator[str]:
         """Every secret these settings hold, for the redactor."""

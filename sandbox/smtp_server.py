@@ -13,7 +13,7 @@ import ssl
 from asyncio import sslproto
 from base64 import b64decode
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any, AnyStr
 
@@ -45,6 +45,15 @@ REWRITES = {
 BIG = 1 << 16
 
 
+@dataclass(frozen=True)
+class SmtpSignIn:
+    """One AUTH attempt: the name given, whether it signed in, and when (wall clock)."""
+
+    login: str
+    ok: bool
+    at: datetime
+
+
 @dataclass
 class SmtpService:
     tenant: Tenant
@@ -58,6 +67,8 @@ class SmtpService:
     protocols: set[asyncio.Protocol] = field(default_factory=set)
     starttls_port: int = 0
     tls_port: int = 0
+    sign_ins: list[SmtpSignIn] = field(default_factory=list)
+    """Every AUTH attempt, in order: what a sign-in log of the tenant would show."""
     _servers: list[asyncio.Server] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -327,6 +338,7 @@ class ExchangeSMTP(SMTP):
         return self._finish(*auth_xoauth2(self.service.tenant, self.service.issuer, blob))
 
     def _finish(self, reply: str, user: User | None, login_name: str) -> str:
+        self.service.sign_ins.append(SmtpSignIn(login_name, user is not None, datetime.now(UTC)))
         if user is not None:
             assert self.session is not None
             self.session.authenticated = True

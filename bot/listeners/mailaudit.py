@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -29,8 +30,8 @@ async def run_mailaudit(ctx: BotContext, command: dict[str, Any], respond: Async
     if verb not in ("run", "last", "schedule"):
         raise ConfigError(USAGE)
     user = command["user_id"]
-    if not await ctx.approvers.is_it(user):
-        raise ConfigError(f"Only IT admins ({ctx.approvers.handle}) can see mailbox-rights audits.")
+    if not await ctx.approvers.is_it(user, fresh=False):
+        raise ConfigError("Only IT admins can see mailbox-rights audits.")
     if verb == "schedule":
         cron = ctx.settings.slack.audit_cron
         if not cron:
@@ -46,6 +47,9 @@ async def run_mailaudit(ctx: BotContext, command: dict[str, Any], respond: Async
         message = audits.last_summary(stored) if stored else blocks.plain("No audit has run yet: `/mailaudit run`.")
         await respond(text=message[0], blocks=message[1], response_type="ephemeral")
         return
+    # An audit reads every mailbox of the tenant: it spends Exchange's budget, so it is rationed per person.
+    allowed = ctx.settings.limits.mailaudit_runs_per_requester_per_hour
+    ctx.limits.take(f"mailaudit:{user}", ctx.now(), count=allowed, window=timedelta(hours=1), what="/mailaudit run")
     channel = ctx.settings.slack.audit_channel or command["channel_id"]
     await respond(text=f"Auditing every mailbox; the summary and the CSV will be posted in <#{channel}>.")
     report = await audits.run_audit(ctx)

@@ -1,12 +1,14 @@
 """`/sendas show <mailbox>` · `/sendas who <user>` · `/sendas grant|revoke <right> <trustee> <mailbox> [for 8h]`.
 
-IT admins grant and revoke directly; anyone else gets an approval request posted for them.
+IT admins grant and revoke directly; anyone else gets an approval request posted for them. `show` and `who`
+map who can send as whom, so they answer IT only (``slack.lookups_it_only``); `who` answers from the last
+audit while it is fresh (``slack.who_snapshot_max_age_minutes``) instead of scanning the tenant.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -14,10 +16,10 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import approvals, blocks
-from bot.changes import Change, apply_change, describe_duration, parse_duration, parse_right
+from bot.changes import MAX_DURATION, Change, apply_change, describe_duration, parse_duration, parse_right
 from bot.context import BotContext
 from bot.errors import after_ack
-from graph.permissions_model import MailboxRights
+from graph.permissions_model import Grant, MailboxRights
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
 
@@ -36,7 +38,7 @@ class SendAsCommand:
     change: Change | None = None
 
 
-def parse(text: str) -> SendAsCommand:
+def parse(text: str, longest: timedelta = MAX_DURATION) -> SendAsCommand:
     words = text.split()
     if not words:
         raise ConfigError(USAGE)
@@ -48,7 +50,7 @@ def parse(text: str) -> SendAsCommand:
         if len(words) == 6:
             if words[4].casefold() != "for" or verb != "grant":
                 raise ConfigError("only a grant can be time-bound: `... for 8h`\n" + USAGE)
-            duration = parse_duration(words[5])
+            duration = parse_duration(words[5], longest)
         return SendAsCommand(verb, change=Change(verb, parse_right(words[1]), words[3], words[2], duration))
     raise ConfigError(USAGE)
 
@@ -61,19 +63,34 @@ def register(app: AsyncApp, ctx: BotContext) -> None:
 
 
 async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRespond) -> None:
-    parsed = parse(command.get("text", ""))
     user = command["user_id"]
+    limits = ctx.settings.limits
+    ctx.limits.take(
+        f"sendas:{user}", ctx.now(), count=limits.sendas_per_requester_per_minute, window=timedelta(minutes=1),
+        what="/sendas",
+    )  # fmt: skip
+    parsed = parse(command.get("text", ""), timedelta(days=limits.max_grant_days))
     permissions = ctx.permissions
     if permissions is None:
         raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot read or change mailbox rights")
+    lookup = parsed.verb in ("show", "who")
+    if lookup and ctx.settings.slack.lookups_it_only and not await ctx.approvers.is_it(user, fresh=False):
+        raise ConfigError(f"Only IT admins can look up mailbox rights (/sendas {parsed.verb}).")
     if parsed.verb == "show":
         rights = await permissions.show(parsed.target)
-        await _respond(ctx, respond, blocks.lines_message(f"Rights on {rights.mailbox}", _show_lines(rights)))
+        title = f"Rights on {blocks.escape(rights.mailbox)}"
+        await _respond(ctx, respond, blocks.lines_message(title, _show_lines(rights)))
         return
     if parsed.verb == "who":
-        grants = await permissions.who(parsed.target)
-        lines = [f"• {RIGHT_WORDS[g.right]} on {g.mailbox}" + (" (inherited)" if g.inherited else "") for g in grants]
-        title = f"What {parsed.target} can send as, on behalf of, or open"
+        audited = await _who_from_audit(ctx, parsed.target)
+        grants, taken_at = audited if audited else (await permissions.who(parsed.target), None)
+        lines = [
+            f"• {RIGHT_WORDS[g.right]} on {blocks.escape(g.mailbox)}" + (" (inherited)" if g.inherited else "")
+            for g in grants
+        ]
+        title = f"What {blocks.escape(parsed.target)} can send as, on behalf of, or open"
+        if taken_at is not None:
+            title += f" (from the audit of {taken_at:%Y-%m-%d %H:%M} UTC; `/mailaudit run` refreshes it)"
         await _respond(ctx, respond, blocks.lines_message(title, lines, empty="no rights on other mailboxes"))
         return
     assert parsed.change is not None
@@ -106,10 +123,23 @@ async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRes
     )
 
 
+async def _who_from_audit(ctx: BotContext, trustee: str) -> tuple[list[Grant], datetime] | None:
+    """The trustee's grants in the last audit, if it is fresh and ``trustee`` is an address it would list."""
+    max_age = timedelta(minutes=ctx.settings.slack.who_snapshot_max_age_minutes)
+    if not max_age or "@" not in trustee:
+        return None  # a login or a name: only Exchange resolves it to the addresses the audit lists
+    stored = await ctx.store.latest_snapshot()
+    if stored is None or ctx.now() - stored.taken_at > max_age:
+        return None
+    wanted = trustee.casefold()
+    grants = [Grant.from_json(dict(row)) for row in stored.rows if str(row.get("trustee", "")).casefold() == wanted]
+    return sorted(g for g in grants if not g.deny), stored.taken_at
+
+
 def _show_lines(rights: MailboxRights) -> list[str]:
     shown, hidden = rights.holders()
     lines = [
-        f"*{RIGHT_WORDS[right]}:* " + (", ".join(g.describe() for g in grants) if grants else "_nobody_")
+        f"*{RIGHT_WORDS[right]}:* " + (", ".join(blocks.escape(g.describe()) for g in grants) if grants else "_nobody_")
         for right, grants in shown
     ]
     if hidden:

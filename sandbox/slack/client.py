@@ -139,10 +139,18 @@ class SlackClient:
             timestamp_age_s=0,
         )
 
-    def sign(self, body: str, timestamp: int, secret: str | None = None) -> str:
-        base = f"v0:{timestamp}:{body}".encode()
+    def sign(self, body: str | bytes, timestamp: int | str, secret: str | None = None) -> str:
+        raw = body if isinstance(body, bytes) else body.encode()
+        base = f"v0:{timestamp}:".encode() + raw
         key = (secret or self.workspace.signing_secret).encode()
         return "v0=" + hmac.new(key, base, hashlib.sha256).hexdigest()
+
+    async def send_raw(
+        self, body: bytes, headers: Mapping[str, str], *, kind: InteractionKind = "slash_command"
+    ) -> SlackDelivery:
+        """POST exactly ``body`` with exactly ``headers`` to the bot: what a forger (or a broken proxy) sends.
+        Recorded as a delivery like any other."""
+        return await self._send(kind, body, dict(headers), response_url=None, trigger_id="")
 
     async def _deliver(
         self, interaction: Interaction, *, retry: tuple[int | None, str], wrong_signature: bool, timestamp_age_s: int
@@ -180,6 +188,17 @@ class SlackClient:
         if retry[0] is not None:
             headers["X-Slack-Retry-Num"] = str(retry[0])
             headers["X-Slack-Retry-Reason"] = retry[1]
+        return await self._send(kind, body.encode(), headers, response_url=response_url, trigger_id=trigger_id)
+
+    async def _send(
+        self,
+        kind: InteractionKind,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        response_url: str | None,
+        trigger_id: str,
+    ) -> SlackDelivery:
         status: int | None = None
         text = ""
         answer_headers: dict[str, str] = {}
@@ -188,7 +207,7 @@ class SlackClient:
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.ack_timeout_s)) as session,
-                session.post(self.bot_url, data=body.encode(), headers=headers, ssl=self.ssl_context or True) as answer,
+                session.post(self.bot_url, data=body, headers=headers, ssl=self.ssl_context or True) as answer,
             ):
                 text = await answer.text()
                 status = answer.status
@@ -200,7 +219,7 @@ class SlackClient:
         delivery = SlackDelivery(
             kind=kind,
             url=self.bot_url,
-            request_body=body,
+            request_body=body.decode(errors="replace"),
             request_headers=headers,
             status=status,
             body=text,

@@ -149,6 +149,17 @@ def _collect_text(node: Any, parts: list[str]) -> None:
 
 
 @dataclass(frozen=True)
+class InboundRequest:
+    """Any HTTP request that reached the sandbox Slack server (Web API, a response_url — known or not —,
+    uploads, any other path), with the status it got: what an app sent towards "Slack", all of it."""
+
+    method: str
+    path: str
+    status: int
+    at: datetime
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """One request to ``/api/{method}``, answered or not (a throttled one is recorded with 429)."""
 

@@ -158,33 +158,52 @@ _PARSED = web.RequestKey("slack_api_request", ApiRequest)
 
 
 def recording_middleware(workspace: SlackWorkspace) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Outermost: parse every ``/api/`` request once and record it with whatever answered it
-    (the method, a 429 of the fault book, or a dropped connection as status 0)."""
+    """Outermost: record every request but ``/_sandbox/`` (path and status, :meth:`SlackWorkspace.requests`);
+    parse every ``/api/`` request once and record it with whatever answered it (the method, a 429 of the
+    fault book, or a dropped connection as status 0)."""
 
     @web.middleware
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
+        if request.path.startswith("/_sandbox/"):
             return await handler(request)
-        parsed = await parse_request(request, workspace)
-        request[_PARSED] = parsed
+        status = 0  # a dropped connection
         try:
-            response = await handler(request)
-        except ConnectionResetError:
-            await workspace.record_call(parsed.method, parsed.args, parsed.token, 0, None)
+            response = await _record_api_call(workspace, request, handler)
+        except web.HTTPException as refused:  # e.g. 404 for a path the sandbox does not serve
+            status = refused.status
             raise
-        body: Mapping[str, Any] | None = None
-        if isinstance(response, web.Response) and isinstance(response.body, bytes):
-            try:
-                decoded = json.loads(response.body)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                decoded = None
-            body = decoded if isinstance(decoded, dict) else None
-        await workspace.record_call(parsed.method, parsed.args, parsed.token, response.status, body)
+        else:
+            status = response.status
+        finally:
+            await workspace.record_request(request.method, request.path, status)
         return response
 
     return middleware
+
+
+async def _record_api_call(
+    workspace: SlackWorkspace, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    parsed = await parse_request(request, workspace)
+    request[_PARSED] = parsed
+    try:
+        response = await handler(request)
+    except ConnectionResetError:
+        await workspace.record_call(parsed.method, parsed.args, parsed.token, 0, None)
+        raise
+    body: Mapping[str, Any] | None = None
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        try:
+            decoded = json.loads(response.body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            decoded = None
+        body = decoded if isinstance(decoded, dict) else None
+    await workspace.record_call(parsed.method, parsed.args, parsed.token, response.status, body)
+    return response
 
 
 def slack_error_response(status: int, retry_after_s: int) -> web.Response:

@@ -20,6 +20,7 @@ from sandbox.slack.model import (
     ApiCall,
     Bot,
     Channel,
+    InboundRequest,
     InteractionKind,
     JsonObject,
     MessageRef,
@@ -80,6 +81,7 @@ class SlackWorkspace:
         self._messages: dict[tuple[str, str], list[SlackMessage]] = {}
         self._order: list[tuple[str, str]] = []
         self._calls: list[ApiCall] = []
+        self._requests: list[InboundRequest] = []
         self._files: dict[str, SlackFile] = {}
         self._views: dict[str, SlackView] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
@@ -226,6 +228,10 @@ class SlackWorkspace:
         await self._changed()
         return gone
 
+    async def record_request(self, method: str, path: str, status: int) -> None:
+        self._requests.append(InboundRequest(method, path, status, self.clock.now()))
+        await self._changed()
+
     async def record_call(
         self, method: str, args: Mapping[str, Any], token: str | None, status: int, response: Mapping[str, Any] | None
     ) -> ApiCall:
@@ -338,6 +344,10 @@ class SlackWorkspace:
     def calls(self, method: str | None = None) -> list[ApiCall]:
         """Every Web API call (or those of one method), in order; throttled ones included with status 429."""
         return [c for c in self._calls if method is None or c.method == method]
+
+    def requests(self) -> list[InboundRequest]:
+        """Every HTTP request the Slack server received (but ``/_sandbox/``), in order, whatever it asked for."""
+        return list(self._requests)
 
     def calls_by_method(self, method: str) -> list[ApiCall]:
         return self.calls(method)
