@@ -19,6 +19,16 @@ _ADDRESS = re.compile(
 )
 
 
+HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^\[?[0-9A-Fa-f:.]+\]?$")
+"""A host name or an IP address (literal)."""
+
+
+def is_helo_name(name: str) -> bool:
+    """A name EHLO can carry: a host name or an address literal, with no space, line break or control
+    character anywhere (aiosmtplib refuses those with ValueError, after the connection is open)."""
+    return not has_control_characters(name) and not any(c.isspace() for c in name) and bool(HOST.match(name))
+
+
 def has_control_characters(value: str) -> bool:
     return bool(_CONTROL.search(value))
 

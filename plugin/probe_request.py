@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from plugin.addresses import has_control_characters, validate_address
+from plugin.addresses import HOST, has_control_characters, is_helo_name, validate_address
 from plugin.classify import Stage
 from plugin.diagnosis import Diagnosis
 from plugin.errors import ConfigError
@@ -22,7 +21,6 @@ TokenSource = Callable[[], Awaitable[str]]
 MIN_TIMEOUT, MAX_TIMEOUT = 1.0, 300.0
 QUIT_STAGES = (Stage.CONNECT, Stage.TLS, Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA)
 MECHANISMS = ("plain", "login", "xoauth2")
-_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^\[?[0-9A-Fa-f:.]+\]?$")
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def check_request(request: ProbeRequest) -> tuple[str, ...]:
     host = request.host.strip()
     if not host or has_control_characters(request.host) or " " in host:
         problems.append("--host: give a server name such as smtp.office365.com (no spaces or line breaks)")
-    elif "://" in host or not _HOST.match(host):
+    elif "://" in host or not HOST.match(host):
         problems.append(f"--host: '{host}' is not a host name; give only the name, e.g. smtp.office365.com")
     if not 1 <= request.port <= 65535:
         problems.append(f"--port: {request.port} is not a TCP port (1-65535)")
@@ -148,12 +146,6 @@ def check_request(request: ProbeRequest) -> tuple[str, ...]:
     if request.security is Security.NONE and request.port == 465:
         warnings.append("Port 465 normally expects implicit TLS (--security tls).")
     return tuple(warnings)
-
-
-def is_helo_name(name: str) -> bool:
-    """A name EHLO can carry: a host name or an address literal, with no space, line break or control
-    character anywhere (aiosmtplib refuses those with ValueError, after we would have connected)."""
-    return not has_control_characters(name) and not any(c.isspace() for c in name) and bool(_HOST.match(name))
 
 
 def _loopback(host: str) -> bool:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from plugin.addresses import is_helo_name
 from plugin.errors import ConfigError
 
 
@@ -176,6 +177,13 @@ class SmtpDefaults(_Section):
     helo_name: str | None = None
     test_recipient: str | None = None
     """Send test messages here instead of to the user's own address."""
+
+    @field_validator("helo_name")
+    @classmethod
+    def _helo(cls, value: str | None) -> str | None:
+        if value is not None and not is_helo_name(value):
+            raise ValueError(f"{value!r} is not a host name (no spaces or line breaks), e.g. mail.example.com")
+        return value
 
 
 class StoreSettings(_Section):

@@ -117,6 +117,11 @@ async def test_password_file(tmp_path: Path, ca_file: Path, server_tls: ssl.SSLC
         (["--password-env", "NOT_SET_ANYWHERE"], "environment variable NOT_SET_ANYWHERE is not set"),
         (["--password-env", "SMTP_PASSWORD", "--oauth"], "not allowed with argument"),
         (["--ca-file", "/nonexistent/ca.pem"], "--ca-file: /nonexistent/ca.pem does not exist"),
+        # What aiosmtplib would refuse only after connecting (ValueError): refused before, in words.
+        (["--helo", "mail example"], "--helo: 'mail example' is not a host name"),
+        (["--helo", "mail\u2028x.example"], "--helo: 'mail\\u2028x.example' is not a host name"),  # shown escaped
+        (["--from", '"a\u2028b"@business.com'], "--from: contains a line break"),
+        (["--to", '"a\u0085b"@business.com'], "--to: contains a line break"),
     ],
 )
 async def test_bad_arguments_exit_2_and_change_nothing(extra: list[str], message: str, ca_file: Path) -> None:
