@@ -79,6 +79,8 @@ def _well_formed(origins: SlackOrigins) -> Callable[..., Awaitable[BoltResponse 
             check_response_urls(req.body, origins)
         except RefusedError as refusal:
             log.warning("refused a Slack request: %s", refusal.kind)
+            if req.mode == "socket_mode":  # acknowledged, empty: Slack would redeliver an envelope left unacked
+                return BoltResponse(status=200, body="")
             return BoltResponse(status=refusal.status, body={"ok": False, "error": refusal.kind})
         return await next()
 

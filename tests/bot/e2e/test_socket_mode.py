@@ -5,9 +5,11 @@ into an approval card, follows Slack's refresh to a new connection, and stops cl
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sandbox.runtime import Sandbox
 from sandbox.slack import SlackMessage, SlackWorkspace
@@ -58,6 +60,15 @@ async def test_the_bot_serves_emailtest_and_request_fix_over_socket_mode(sandbox
         assert card.action_ids() == ["approve_request", "deny_request"]
         await _message(workspace, lambda: workspace.replies(HELPDESK, parent.ts), "waiting for IT approval")
 
+        # A payload whose response_url leads away from Slack (here: the sandbox under another name) is refused
+        # and its response_url never followed, over Socket Mode too.
+        envelope = json.loads(command.request_body)
+        port = urlsplit(slack.slack_base_url).port
+        forged_url = f"http://localhost:{port}/response/FORGED"
+        payload = {**envelope["payload"], "text": "bob", "response_url": forged_url, "trigger_id": "1.FORGED"}
+        refused = await hub.deliver("slash_commands", payload, accepts_response_payload=True, ack_timeout_s=WAIT)
+        assert refused.acked
+
         # Slack refreshes the connection; the bot opens a new one and goes on answering there.
         await hub.disconnect("refresh_requested")
         second = await hub.wait_for_connection(newer_than=first, timeout=WAIT)
@@ -76,6 +87,8 @@ async def test_the_bot_serves_emailtest_and_request_fix_over_socket_mode(sandbox
     # The bot's token check at start, its first connection, the reconnection after the refresh.
     assert len(opened) == 3 and all(c.ok and c.token == workspace.app_token for c in opened)
     assert [d.kind for d in workspace.deliveries()] == ["slash_command", "block_actions", "block_actions"]
+    assert not any("FORGED" in r.path for r in workspace.requests())
+    assert not any("Bob Baker" in m.all_text() for m in workspace.all_messages(include_deleted=True))
     assert all(d.envelope_id is not None for d in workspace.deliveries())
     secrets = [v for k, v in sandbox.settings_env().items() if "SECRET" in k or "TOKEN" in k or "PASSWORD" in k]
     assert workspace.app_token in secrets
