@@ -149,7 +149,8 @@ class RequestGuard:
     origins: SlackOrigins
     refused: Counter[str] = field(default_factory=Counter)
 
-    def admit(self, headers: Mapping[str, str], body: bytes, now: float) -> dict[str, Any]:
+    def admit(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        """Return if bolt may see this request; raise :class:`RefusedError` (logged, counted) if not."""
         try:
             timestamp = headers.get("X-Slack-Request-Timestamp")
             signature = headers.get("X-Slack-Signature")
@@ -169,4 +170,3 @@ class RequestGuard:
             # One line, never the body or the headers: a forged request's content is not worth storing.
             log.warning("refused a request to the Slack endpoint: %s (HTTP %d)", refusal.kind, refusal.status)
             raise
-        return parsed

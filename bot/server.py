@@ -36,7 +36,9 @@ def build_web_app(app: SlackApp) -> web.Application:
         return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     async def health(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "service": "emaildoctor-bot"})
+        # The refusals since start, by kind: forged or malformed requests show up here, not in the logs' bodies.
+        refused = dict(app.guard.refused)
+        return web.json_response({"ok": True, "service": "emaildoctor-bot", "refused_requests": refused})
 
     web_app = web.Application()
     web_app.add_routes([web.post(EVENTS_PATH, events), web.get(HEALTH_PATH, health)])

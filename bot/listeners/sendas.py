@@ -65,10 +65,8 @@ def register(app: AsyncApp, ctx: BotContext) -> None:
 async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRespond) -> None:
     user = command["user_id"]
     limits = ctx.settings.limits
-    ctx.limits.take(
-        f"sendas:{user}", ctx.now(), count=limits.sendas_per_requester_per_minute, window=timedelta(minutes=1),
-        what="/sendas",
-    )  # fmt: skip
+    per_minute = limits.sendas_per_requester_per_minute
+    ctx.limits.take(f"sendas:{user}", ctx.now(), count=per_minute, window=timedelta(minutes=1), what="/sendas")
     parsed = parse(command.get("text", ""), timedelta(days=limits.max_grant_days))
     permissions = ctx.permissions
     if permissions is None:

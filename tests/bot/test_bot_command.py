@@ -22,9 +22,13 @@ async def test_bot_command_serves_slack_and_stops_cleanly(sandbox: Sandbox, tmp_
         url = line.split("listening on ", 1)[1].split()[0]
         health = url.replace("/slack/events", "/healthz")
         body = await asyncio.to_thread(lambda: urllib.request.urlopen(health, timeout=5).read())  # noqa: S310 - loopback
-        assert json.loads(body) == {"ok": True, "service": "emaildoctor-bot"}
+        assert json.loads(body) == {"ok": True, "service": "emaildoctor-bot", "refused_requests": {}}
 
         slack = sandbox.slack_client(url)
+        forged = await slack.send_raw(b"payload=%7Bnot-json", {"X-Slack-Request-Timestamp": "abc"})
+        assert forged.status == 401
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(health, timeout=5).read())  # noqa: S310 - loopback
+        assert json.loads(body)["refused_requests"] == {"timestamp_malformed": 1}
         delivery = await slack.slash_command("U0HANNAH", "/emailtest", "bob", "C0HELPDESK")
         assert delivery.status == 200 and delivery.acked_in_time
         assert sandbox.slack is not None

@@ -12,25 +12,11 @@ from sqlalchemy import text
 from bot.store import RequestStatus, UnknownRecordError
 from sandbox.slack import ResponsePost, SlackMessage
 from tests.bot.e2e.conftest import APPROVALS, AUDIT, HANNAH, HELPDESK, IVAN, World
+from tests.bot.e2e.test_approvals import _ephemeral_to
+from tests.bot.e2e.test_sendas import _answer
 from tests.bot.store.support import Database
 
 GRANT = "grant SendAs admin@business.com grace@business.com"
-
-
-async def _answer(world: World, needle: str) -> ResponsePost:
-    def find() -> ResponsePost | None:
-        return next((p for p in world.workspace.response_posts() if needle in str(p.payload)), None)
-
-    post: ResponsePost = await world.wait(find)
-    return post
-
-
-async def _ephemeral_to(world: World, user: str, needle: str) -> SlackMessage:
-    def find() -> SlackMessage | None:
-        return next((m for m in world.workspace.ephemeral_messages(user) if needle in m.all_text()), None)
-
-    message: SlackMessage = await world.wait(find)
-    return message
 
 
 async def test_an_it_member_removed_from_the_group_cannot_approve(world: World) -> None:
