@@ -84,15 +84,16 @@ def _text(body: Mapping[str, Any], *path: str) -> bool:
 
 def check_shape(body: Mapping[str, Any]) -> None:
     """Refuse (400) a slash command or interaction that lacks what the listeners read unconditionally."""
+    # Only what our listeners need: `team` may be null in Enterprise Grid org-wide payloads.
     if "command" in body:
-        needed: tuple[tuple[str, ...], ...] = (("command",), ("user_id",), ("channel_id",), ("team_id",))
+        needed: tuple[tuple[str, ...], ...] = (("command",), ("user_id",), ("channel_id",))
     elif body.get("type") == "block_actions":
-        needed = (("user", "id"), ("team", "id"))
+        needed = (("user", "id"),)
         actions = body.get("actions")
         if not isinstance(actions, list) or not actions or not all(_text(a, "action_id") for a in actions):
             raise RefusedError(400, "fields_missing")
     elif body.get("type") in ("view_submission", "view_closed", "shortcut", "message_action"):
-        needed = (("user", "id"), ("team", "id"))
+        needed = (("user", "id"),)
     else:
         return  # events and anything else: bolt answers what it has no listener for
     if not all(_text(body, *path) for path in needed):
