@@ -36,6 +36,10 @@ class Facts:
     """A short clause appended to the cause, e.g. ' for the mailbox admin@business.com'."""
     wait_minutes: float | None = None
     """How long Exchange may take to apply a new right (settings.m365.propagation_minutes)."""
+    cmdlet: str | None = None
+    """The Exchange cmdlet that was refused (exchange_role_missing)."""
+    role: str | None = None
+    """The Exchange role that would allow it (graph/exchange_roles.py)."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,18 @@ CATALOGUE: dict[Code, Entry] = {
             "application access policy or RBAC for Applications scope excludes {principal}'s mailbox.",
         ),
         _e(
+            Code.EXCHANGE_ROLE_MISSING,
+            _RP,
+            "App lacks an Exchange role",
+            "emaildoctor's app signed in, but its Exchange role does not allow a cmdlet it runs, or it has none.",
+            'Exchange admin API 401 "User is not allowed to call <cmdlet>", or 403 with an empty (all-NUL) body.',
+            "Exchange Online did not let emaildoctor's app run {cmdlet}: the app's Exchange role does not include "
+            "it, or the app has no Exchange role at all{detail}. Its sign-in and secret are fine.",
+            "An admin assigns {role} to emaildoctor's app (Entra ID: Roles and administrators, or an Exchange role "
+            "group through New-ServicePrincipal and Add-RoleGroupMember; see manifests/README.md). Do not renew "
+            "the secret. A new role can take up to an hour to reach Exchange.",
+        ),
+        _e(
             Code.THROTTLED,
             _T,
             "Throttled",
@@ -392,6 +408,8 @@ def _words(facts: Facts) -> _Words:
         detail=facts.detail or "",
         grant_command=grant,
         wait=_wait_words(facts.wait_minutes),
+        cmdlet=facts.cmdlet or "a cmdlet",
+        role=facts.role or "Exchange Recipient Administrator and the View-Only Organization Management role group",
     )
 
 

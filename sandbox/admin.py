@@ -184,10 +184,10 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
         try:
             body = await _object(request)
             roles = {key: _names(body[key], key) for key in ("entra_roles", "exchange_role_groups") if key in body}
-            if set(body) - set(roles):
-                raise BadInputError(f"unknown field(s): {', '.join(sorted(set(body) - set(roles)))}")
         except BadInputError as exc:
             return _bad(str(exc))
+        if set(body) - set(roles):
+            return _bad(f"unknown field(s): {', '.join(sorted(set(body) - set(roles)))}")
         for key, value in roles.items():
             setattr(app, key, value)
         return web.json_response(
