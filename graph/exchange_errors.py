@@ -46,6 +46,7 @@ PARAMETER_BINDING = "ParameterBindingException"
 COMMAND_NOT_FOUND = "CommandNotFoundException"
 ODATA_SERVICE = "ODataServiceException"
 NO_PERMISSIONS_PREFIX = "No permissions were found for the user"
+PAGE_EXPIRED = "Expired or Invalid pagination request"
 CONCURRENCY_TEXT = "You have reached the maximum number of concurrent requests per tenant"
 
 HANDLED_CLASSES: Mapping[str, Code | None] = {
@@ -107,6 +108,18 @@ def is_no_permissions(error: EmailDoctorError) -> bool:
         and isinstance(info, ExchangeErrorInfo)
         and info.text.startswith(NO_PERMISSIONS_PREFIX)
     )
+
+
+def is_page_expired(error: EmailDoctorError) -> bool:
+    """400 "Expired or Invalid pagination request": the listing must start again (skip tokens expire after 30
+    minutes and are bound to one backend)."""
+    info = getattr(error, "info", None)
+    return isinstance(info, ExchangeErrorInfo) and info.status == 400 and PAGE_EXPIRED in info.text
+
+
+def is_role_refusal(body: bytes) -> bool:
+    """A 401 that says the app's role does not cover the cmdlet (not a token problem)."""
+    return _NOT_ALLOWED.search(body[:2000].decode("utf-8", "replace")) is not None
 
 
 def parse_error(

@@ -103,9 +103,11 @@ CATALOGUE: dict[Code, Entry] = {
             _C,
             "SSL setting does not match the port",
             "Implicit TLS was spoken to a STARTTLS port (587) or plain text to an implicit-TLS port (465).",
-            "The TLS handshake read plain text (wrong version number), or the greeting never came on port 465.",
+            "The TLS handshake read plain text (wrong version number), the greeting never came on port 465, or "
+            '"451 5.7.3 STARTTLS is required to send mail" (signing in or sending before STARTTLS).',
             "The SSL setting does not match what {host} speaks on port {port}: one side started encrypted "
-            "(implicit TLS) while the other expected plain text upgraded with STARTTLS.",
+            "(implicit TLS) while the other expected plain text upgraded with STARTTLS, or the connection never "
+            "switched to TLS at all.",
             "Use port 587 with SSL on (STARTTLS), the recommended setting, or port 465 with implicit TLS. Do not "
             "use implicit TLS on 587 or STARTTLS on 465.",
         ),
@@ -125,10 +127,13 @@ CATALOGUE: dict[Code, Entry] = {
             _C,
             "TLS handshake failed",
             "Any other TLS failure: an old TLS version or no common cipher.",
-            "The TLS handshake failed for a reason other than the certificate or the mode.",
-            "The TLS handshake with {host} failed{detail}. Usually one side accepts only old TLS versions or ciphers.",
+            "The TLS handshake failed for a reason other than the certificate or the mode, or the server answered "
+            'STARTTLS with "454 4.7.0 TLS not available due to local problem" (its own side).',
+            "The TLS handshake with {host} failed{detail}. Usually one side accepts only old TLS versions or ciphers; "
+            "a 454 reply to STARTTLS means TLS is broken on the server's side, which is not an outage.",
             "Microsoft 365 requires TLS 1.2 or later: update the sending system's TLS support, or check the "
-            "server's TLS configuration.",
+            "server's TLS configuration (after a 454, the server's administrator must fix its certificate or TLS "
+            "setup).",
         ),
         _e(
             Code.STARTTLS_UNAVAILABLE,
