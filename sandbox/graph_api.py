@@ -372,7 +372,7 @@ class GraphService:
         call = Call("GET", [], {}, b"", {}, "")
         headers = {"request-id": call.request_id}
         if status in (429, 503):
-            headers["Retry-After"] = retry_after_header(retry_after)
+            headers["Retry-After"] = retry_after_header(retry_after) if status == 429 else str(retry_after)
         return web.json_response(error_body(code, message, call, self.tenant.now()), status=status, headers=headers)
 
 
