@@ -204,7 +204,8 @@ class ExchangeAdmin:
                 skip -= dropped
                 page = ExchangeResult(page.cmdlet, page.rows[dropped:], page.warnings)
             yielded += len(page.rows)
-            yield page
+            if page.rows or not restarted:  # after a restart, pages wholly skipped are not handed out
+                yield page
             url = self._next_link(payload)
 
     async def batch(self, commands: Sequence[Command]) -> list[BatchOutcome]:

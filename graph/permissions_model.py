@@ -48,6 +48,10 @@ class TrusteeKind(StrEnum):
     """Exchange's own principals (``NT AUTHORITY\\SYSTEM``, ``<DOMAIN>\\Organization Management`` …), inherited."""
 
 
+_KIND_WORDS = {TrusteeKind.ORPHANED_SID: "deleted account"}
+"""How a kind reads in reports, where the enum's value would not say it plainly."""
+
+
 class ChangeOutcome(StrEnum):
     CHANGED = "changed"
     UNCHANGED = "unchanged"
@@ -72,8 +76,10 @@ class Grant:
     deny: bool = False
 
     def describe(self) -> str:
-        """The trustee as reports show it: ``oscar@business.com (disabled, inherited)``."""
-        marks = [str(self.trustee_kind).replace("_", " ")] if self.trustee_kind is not TrusteeKind.USER else []
+        """The trustee as reports show it: ``oscar@business.com (disabled, inherited)``, ``S-1-5-21-… (deleted
+        account)``."""
+        kind = _KIND_WORDS.get(self.trustee_kind, str(self.trustee_kind))
+        marks = [kind] if self.trustee_kind is not TrusteeKind.USER else []
         if self.inherited:
             marks.append("inherited")
         if self.deny:

@@ -26,7 +26,7 @@ async def test_show_lists_holders_without_self_and_marks_kinds(world: World) -> 
     await world.command(IVAN, "/sendas", "show sales@business.com")
     post = await _answer(world, "Rights on sales@business.com")
     shown = str(post.payload)
-    assert "admin@business.com" in shown and "S-1-5-21-3623811015-3361044348-30300820-1013 (orphaned sid)" in shown
+    assert "admin@business.com" in shown and "S-1-5-21-3623811015-3361044348-30300820-1013 (deleted account)" in shown
     assert "NT AUTHORITY\\\\SELF" not in shown and "NT AUTHORITY\\SELF" not in shown
     assert post.payload.get("response_type") == "ephemeral"
 
