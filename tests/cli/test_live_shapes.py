@@ -38,7 +38,7 @@ async def test_perms_audit_and_revoke_see_joined_rights_and_deleted_accounts(san
 
     code, out, err = await emaildoctor(env_file, "perms", "support@business.com")
     assert code == 0, err
-    [full_access] = [line for line in out.splitlines() if line.startswith("Full Access:")]
+    [full_access] = [line for line in out.splitlines() if line.strip().startswith("Full Access:")]
     assert "hannah@business.com" in full_access
     assert f"{DELETED} (deleted account)" in full_access
 
