@@ -9,8 +9,6 @@ and a token bucket behind the ``Rate-Limit-*`` headers.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import math
 import re
@@ -27,15 +25,14 @@ from aiohttp import web
 from graph.exchange_roles import allows
 from sandbox.exchange_cmdlets import Cmdlets
 from sandbox.exchange_errors import CmdletError, not_allowed
+from sandbox.exchange_paging import PAGE_EXPIRED_TEXT, decode_skiptoken, encode_skiptoken, page_still_valid
 from sandbox.faults import FaultBook
 from sandbox.http import fault_middleware
-from sandbox.settings import Behaviour
 from sandbox.state import Tenant
 from sandbox.tokens import InvalidTokenError, TokenClaims, TokenIssuer, bearer
 
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 CONCURRENCY_TEXT = "You have reached the maximum number of concurrent requests per tenant. Please wait and try again."
-PAGE_EXPIRED_TEXT = "Expired or Invalid pagination request. Default Expiry time is 00:30:00"
 NO_ROLE_BODY = b"\x00" * 4096
 """Live answer to an app with Exchange.ManageAsApp but no directory role at all: 403 and 4,096 NUL bytes."""
 V2_MAILBOX_CMDLETS = {"get-mailbox", "set-mailbox"}
@@ -246,14 +243,14 @@ class ExchangeService:
         items = outcome.items
         now = self.tenant.now().timestamp()
         try:
-            offset = _decode_skiptoken(query.get("$skiptoken"), raw_body)
+            offset = decode_skiptoken(query.get("$skiptoken"), raw_body)
         except ValueError:
             return _error_result(
                 400,
                 "BadRequest",
                 "The $skiptoken is not valid for this request: re-POST the same body to @odata.nextLink.",
             )
-        if offset and not _page_still_valid(query["$skiptoken"], anchor, now, self.tenant.behaviour):
+        if offset and not page_still_valid(query["$skiptoken"], anchor, now, self.tenant.behaviour):
             # The skip token is bound to the backend the first page's anchor routed to (live, 2026).
             return _error_result(400, "BadRequest", PAGE_EXPIRED_TEXT)
         match = _PAGE_SIZE.search(prefer)
@@ -275,7 +272,7 @@ class ExchangeService:
         }
         if end < len(items):
             next_query = {k: v for k, v in query.items() if k != "$skiptoken"}
-            next_query["$skiptoken"] = _encode_skiptoken(end, raw_body, anchor, now)
+            next_query["$skiptoken"] = encode_skiptoken(end, raw_body, anchor, now)
             body["@odata.nextLink"] = (
                 f"{base}/InvokeCommand?{urlencode(next_query)}"
                 if "/v2.0/" not in base
@@ -413,35 +410,3 @@ def _throttled(retry_after: int) -> Result:
 def _project(row: dict[str, Any], selected: list[str]) -> dict[str, Any]:
     wanted = {s.lower() for s in selected}
     return {k: v for k, v in row.items() if k.split("@", 1)[0].lower() in wanted}
-
-
-def _fingerprint(raw_body: bytes) -> str:
-    try:
-        canonical = json.dumps(json.loads(raw_body or b"null"), sort_keys=True).encode()
-    except ValueError:
-        canonical = raw_body
-    return hashlib.sha256(canonical).hexdigest()[:16]
-
-
-def _encode_skiptoken(offset: int, raw_body: bytes, anchor: str, issued: float) -> str:
-    text = f"{offset}:{_fingerprint(raw_body)}:{_fingerprint(anchor.casefold().encode())}:{int(issued)}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _token_fields(token: str) -> list[str]:
-    return base64.urlsafe_b64decode(token + "==").decode(errors="replace").split(":")
-
-
-def _decode_skiptoken(token: str | None, raw_body: bytes) -> int:
-    if not token:
-        return 0
-    fields = _token_fields(token)
-    if len(fields) != 4 or fields[1] != _fingerprint(raw_body):
-        raise ValueError("the body differs from the one that started the listing")
-    return max(0, int(fields[0]))
-
-
-def _page_still_valid(token: str, anchor: str, now: float, behaviour: Behaviour) -> bool:
-    _, _, anchor_print, issued = _token_fields(token)
-    fresh = now - int(issued) <= behaviour.exchange_page_expiry_seconds
-    return fresh and anchor_print == _fingerprint(anchor.casefold().encode())
