@@ -48,6 +48,9 @@ async def test_it_grants_and_revokes_directly(world: World) -> None:
     await _answer(world, "already so, nothing changed")
     await world.command(IVAN, "/sendas", "revoke SendAs admin@business.com grace@business.com")
     await world.wait(lambda: world.sandbox.tenant.grant_record(*record) is None)
+    # The answer (and its audit entry) comes once Exchange's eventually consistent reads show the removal.
+    answers = world.workspace.response_posts
+    await world.wait(lambda: sum("(read back from Exchange)" in str(p.payload) for p in answers()) >= 3)
     actions = [(e.action, e.result, e.actor, e.approved_by) for e in await world.ctx.store.audit_entries(limit=50)]
     assert actions.count(("grant", "ok", IVAN, IVAN)) == 2
     assert ("revoke", "ok", IVAN, IVAN) in actions
