@@ -290,9 +290,14 @@ class ExchangeAdmin:
         """The next page of a ``$batch`` item, asked for as a ``$batch`` item again (as CIPP does), with the item's
         body and anchor, so it reaches the backend that holds the skip token."""
         batch = json.dumps({"requests": [self._batch_item("0", command, url)]}).encode()
-        payload = await self._post(f"{self._root}/$batch", batch, self._batch_headers(), None)
-        item = next((r for r in payload.get("responses") or [] if isinstance(r, dict)), {})
-        status = int(item.get("status", 0))
+        for attempt in range(self._max_retries + 1):
+            payload = await self._post(f"{self._root}/$batch", batch, self._batch_headers(), None)
+            item = next((r for r in payload.get("responses") or [] if isinstance(r, dict)), {})
+            status = int(item.get("status", 0))
+            if status not in RETRY_STATUSES or attempt == self._max_retries:
+                break
+            self.stats.retries += 1
+            await self._sleep(_item_retry_after(item, attempt))
         body = item.get("body")
         if not 200 <= status < 300 or not isinstance(body, dict):
             headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from graph.exchange import Command
 from graph.permissions import PermissionService
 from graph.permissions_model import ChangeOutcome
 from plugin.diagnosis import Code, Right
@@ -98,3 +99,20 @@ async def test_smtp_auth_degrades_when_the_organisation_switch_is_refused(sandbo
     words = str(inherits.value)
     assert words.startswith("could not read the organisation's SMTP AUTH switch")
     assert "Get-TransportConfig" in words and "View-Only Organization Management" in words
+
+
+async def test_a_batch_items_next_pages_are_asked_for_through_batch_with_its_anchor(sandbox: Sandbox) -> None:
+    """The skip token is bound to the backend the item's anchor routed to: follow it as a ``$batch`` item again,
+    with the same anchor (the sandbox answers 400 "Expired or Invalid pagination request" to another one)."""
+    log = record_cmdlets(sandbox)
+    async with exchange_for(sandbox, page_size=3) as exchange:
+        expected = (await exchange.invoke("Get-Mailbox", {"ResultSize": "Unlimited"})).rows
+        before = exchange.stats.batch_requests
+        calls = len(log.calls)
+        [outcome] = await exchange.batch(
+            [Command("Get-Mailbox", {"ResultSize": "Unlimited"}, anchor="alice@business.com")]
+        )
+    pages = -(-len(expected) // 3)
+    assert outcome.unwrap().rows == expected
+    assert exchange.stats.batch_requests - before == pages  # every page went through $batch
+    assert len(log.calls) - calls == pages
