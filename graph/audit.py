@@ -32,7 +32,7 @@ from graph.audit_trustees import TrusteeFacts, UserSource
 
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
-from graph.permissions import mailbox_permission_grant, recipient_permission_grant
+from graph.permissions import full_access_command, mailbox_permission_grant, recipient_permission_grant
 from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
 from plugin.clock import Clock
 from plugin.diagnosis import Right
@@ -222,9 +222,7 @@ class _Run:
 
     async def _full_access_worker(self, queue: asyncio.Queue[list[str] | None]) -> None:
         while (chunk := await queue.get()) is not None:
-            outcomes = await self.exchange.batch(
-                [Command("Get-MailboxPermission", {"Identity": a}, anchor=a) for a in chunk]
-            )
+            outcomes = await self.exchange.batch([full_access_command(a) for a in chunk])
             for address, outcome in zip(chunk, outcomes, strict=True):
                 if isinstance(outcome.error, NotFoundError):
                     self.warnings.append(f"{address} disappeared during the audit: {outcome.error}")

@@ -29,7 +29,15 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from graph.exchange_errors import CONCURRENCY_TEXT, ExchangeErrorInfo, parse_error, translate
+from graph.exchange_errors import (
+    CONCURRENCY_TEXT,
+    ExchangeErrorInfo,
+    ExchangeServiceError,
+    is_page_expired,
+    is_role_refusal,
+    parse_error,
+    translate,
+)
 from graph.http import MAX_RETRY_AFTER_S, retry_after_seconds
 from plugin.diagnosis import Code
 from plugin.errors import ConfigError, EmailDoctorError, ServiceError
@@ -176,11 +184,28 @@ class ExchangeAdmin:
         """Yield the output one page at a time, re-POSTing the same body to ``@odata.nextLink``."""
         command = _command(cmdlet, parameters, anchor, select)
         body = self._body(command)
-        headers = self._headers(command, page_size or self.page_size)
-        url: str | None = self._invoke_url(command.select)
+        headers = self._headers(command, page_size or self.page_size)  # the same anchor on every page
+        first = self._invoke_url(command.select)
+        url: str | None = first
+        yielded, skip, restarted = 0, 0, False
         while url is not None:
-            payload = await self._post(url, body, headers, command)
-            yield _result(command, payload)
+            try:
+                payload = await self._post(url, body, headers, command)
+            except ExchangeServiceError as exc:
+                if restarted or url == first or not is_page_expired(exc):
+                    raise
+                # The skip token expired or routed elsewhere: list again from the start, once, and skip the rows
+                # already handed out (listings come in a stable order).
+                restarted, url, skip = True, first, yielded
+                continue
+            page = _result(command, payload)
+            if skip:
+                dropped = min(skip, len(page.rows))
+                skip -= dropped
+                page = ExchangeResult(page.cmdlet, page.rows[dropped:], page.warnings)
+            yielded += len(page.rows)
+            if page.rows or not restarted:  # after a restart, pages wholly skipped are not handed out
+                yield page
             url = self._next_link(payload)
 
     async def batch(self, commands: Sequence[Command]) -> list[BatchOutcome]:
@@ -250,10 +275,9 @@ class ExchangeAdmin:
         if url is None:
             return BatchOutcome(command, result=first)
         rows, warnings = list(first.rows), list(first.warnings)
-        raw, headers = self._body(command), self._headers(command, self.page_size)
         try:
             while url is not None:
-                more = await self._post(url, raw, headers, command)
+                more = await self._batch_continuation(command, url)
                 page = _result(command, more)
                 rows.extend(page.rows)
                 warnings.extend(w for w in page.warnings if w not in warnings)
@@ -262,13 +286,31 @@ class ExchangeAdmin:
             return BatchOutcome(command, error=exc)
         return BatchOutcome(command, result=ExchangeResult(command.cmdlet, tuple(rows), tuple(warnings)))
 
-    def _batch_item(self, item_id: str, command: Command) -> dict[str, Any]:
+    async def _batch_continuation(self, command: Command, url: str) -> Mapping[str, Any]:
+        """The next page of a ``$batch`` item, asked for as a ``$batch`` item again (as CIPP does), with the item's
+        body and anchor, so it reaches the backend that holds the skip token."""
+        batch = json.dumps({"requests": [self._batch_item("0", command, url)]}).encode()
+        for attempt in range(self._max_retries + 1):
+            payload = await self._post(f"{self._root}/$batch", batch, self._batch_headers(), None)
+            item = next((r for r in payload.get("responses") or [] if isinstance(r, dict)), {})
+            status = int(item.get("status", 0))
+            if status not in RETRY_STATUSES or attempt == self._max_retries:
+                break
+            self.stats.retries += 1
+            await self._sleep(_item_retry_after(item, attempt))
+        body = item.get("body")
+        if not 200 <= status < 300 or not isinstance(body, dict):
+            headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}
+            raise translate(parse_error(status, b"", headers, command.cmdlet, parsed=body), command.parameters)
+        return body
+
+    def _batch_item(self, item_id: str, command: Command, url: str | None = None) -> dict[str, Any]:
         headers = self._headers(command, self.page_size)
         headers.pop("Authorization", None)
         return {
             "id": item_id,
             "method": "POST",
-            "url": self._invoke_url(command.select),
+            "url": url or self._invoke_url(command.select),
             "body": json.loads(self._body(command)),
             "headers": headers,
         }
@@ -308,7 +350,13 @@ class ExchangeAdmin:
                             f"Exchange Online could not be reached for {cmdlet}: {exc!s}",
                             code=Code.SERVER_UNAVAILABLE,
                         ) from exc
-            if response is not None and response.status_code == 401 and self._on_token_rejected and not renewed:
+            if (
+                response is not None
+                and response.status_code == 401
+                and self._on_token_rejected
+                and not renewed
+                and not is_role_refusal(response.content)  # a new token cannot give the app a role
+            ):
                 renewed = True
                 await self._on_token_rejected()
                 continue

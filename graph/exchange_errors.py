@@ -2,14 +2,19 @@
 
 The service answers an error as ``{"error":{"code","message","details":[{"code","target","message"}],
 "innererror":{…}}}`` where ``details[0].message`` is ``<ErrorId>|<ExceptionClass>|<text>`` (CIPP and ExoHelper
-parse exactly this; shared/reference/exchange-online.md §1a). The text is read in CIPP's order: the details
-message, then ``innererror.internalexception.message``, then ``error.message``. Translation::
+parse exactly this; shared/reference/exchange-online.md §1a). Live answers (2026) often have no ``details``, say
+"Invalid Operation" in ``error.message`` and put the class in ``innererror.internalexception.type``. The text is
+read in CIPP's order: the details message, then ``innererror.internalexception.message``, then
+``innererror.message``, then ``error.message``; the class from details, else ``internalexception.type``. Control
+characters never survive parsing (:func:`plugin.redact.printable`). Translation::
 
     exception class / status                          raised
     ManagementObjectNotFoundException                 ExchangeNotFoundError  mailbox_not_found | user_not_found
     ODataServiceException, 404 "No permissions …"     ExchangeNotFoundError  user_not_found   (no matching ACE)
     ManagementObjectAmbiguousException                ExchangeConfigError    (an identity matches several objects)
-    CmdletAccessDeniedException (any status), 403     ExchangeServiceError   graph_access_denied
+    401 "User is not allowed to call <Cmdlet>",       ExchangeServiceError   exchange_role_missing (names the
+    403 (live: a body of 4,096 NUL bytes),                                   cmdlet and the role that covers it,
+    CmdletAccessDeniedException                                              graph/exchange_roles.py)
     401 with error_category insufficient_claims       ExchangeServiceError   graph_access_denied
     401 otherwise                                     ExchangeServiceError   oauth_token_invalid
     429 (after the retries)                           ExchangeServiceError   throttled
@@ -25,11 +30,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from graph.exchange_roles import RECOMMENDED, role_advice
+from plugin.catalogue import Facts, diagnose
 from plugin.diagnosis import Code
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError, ServiceError
+from plugin.redact import printable
 
 NOT_FOUND = "ManagementObjectNotFoundException"
 AMBIGUOUS = "ManagementObjectAmbiguousException"
@@ -38,12 +46,13 @@ PARAMETER_BINDING = "ParameterBindingException"
 COMMAND_NOT_FOUND = "CommandNotFoundException"
 ODATA_SERVICE = "ODataServiceException"
 NO_PERMISSIONS_PREFIX = "No permissions were found for the user"
+PAGE_EXPIRED = "Expired or Invalid pagination request"
 CONCURRENCY_TEXT = "You have reached the maximum number of concurrent requests per tenant"
 
 HANDLED_CLASSES: Mapping[str, Code | None] = {
     NOT_FOUND: Code.MAILBOX_NOT_FOUND,  # or USER_NOT_FOUND when the target is the trustee
     AMBIGUOUS: None,  # ConfigError: bad input, nothing changed
-    ACCESS_DENIED: Code.GRAPH_ACCESS_DENIED,
+    ACCESS_DENIED: Code.EXCHANGE_ROLE_MISSING,
     PARAMETER_BINDING: Code.UNKNOWN,
     COMMAND_NOT_FOUND: Code.UNKNOWN,
     ODATA_SERVICE: Code.UNKNOWN,  # its 404 "No permissions were found" form is USER_NOT_FOUND
@@ -51,6 +60,7 @@ HANDLED_CLASSES: Mapping[str, Code | None] = {
 """Exception classes translated on purpose (tests fail if one is missing or falls to the generic branch)."""
 
 TRUSTEE_PARAMETERS = ("Trustee", "User", "GrantSendOnBehalfTo")
+_NOT_ALLOWED = re.compile(r"is not allowed to call ([A-Za-z][A-Za-z0-9-]*)")
 _CATEGORY = re.compile(r'error_category="([^"]+)"')
 _REASON = re.compile(r'reason="([^"]+)"')
 
@@ -100,6 +110,18 @@ def is_no_permissions(error: EmailDoctorError) -> bool:
     )
 
 
+def is_page_expired(error: EmailDoctorError) -> bool:
+    """400 "Expired or Invalid pagination request": the listing must start again (skip tokens expire after 30
+    minutes and are bound to one backend)."""
+    info = getattr(error, "info", None)
+    return isinstance(info, ExchangeErrorInfo) and info.status == 400 and PAGE_EXPIRED in info.text
+
+
+def is_role_refusal(body: bytes) -> bool:
+    """A 401 that says the app's role does not cover the cmdlet (not a token problem)."""
+    return _NOT_ALLOWED.search(body[:2000].decode("utf-8", "replace")) is not None
+
+
 def parse_error(
     status: int, body: bytes, headers: Mapping[str, str], cmdlet: str, *, parsed: Any = None
 ) -> ExchangeErrorInfo:
@@ -120,29 +142,30 @@ def parse_error(
     if isinstance(details, list) and details and isinstance(details[0], dict):
         target = str(details[0].get("target") or "")
         parts = str(details[0].get("message") or "").split("|", 2)
-        if len(parts) == 3:
+        if len(parts) == 3:  # "<ErrorId>|<Class>|<text>"; live answers may leave the ErrorId empty
             error_id, exception_class, text = parts
         else:
             text = parts[0]
-    if not text:
-        inner = error.get("innererror")
-        internal = inner.get("internalexception") if isinstance(inner, dict) else None
-        if isinstance(internal, dict) and internal.get("message"):
-            text = str(internal["message"])
-        elif isinstance(inner, dict) and inner.get("message"):
-            text = str(inner["message"])
-            exception_class = exception_class or str(inner.get("type") or "")
+    inner = error.get("innererror")
+    inner = inner if isinstance(inner, dict) else {}
+    internal = inner.get("internalexception")
+    internal = internal if isinstance(internal, dict) else {}
+    # Live (2026): error.message is "Invalid Operation"; the class and the words are in internalexception.
+    exception_class = exception_class or str(internal.get("type") or "")
+    text = text or str(internal.get("message") or "") or str(inner.get("message") or "")
+    if not exception_class and inner.get("message"):
+        exception_class = str(inner.get("type") or "")
     text = text or str(error.get("message") or "")
     if not exception_class:
         exception_class = headers.get("x-ExceptionType") or headers.get("x-exceptiontype") or ""
     return ExchangeErrorInfo(
         status=status,
         cmdlet=cmdlet,
-        code=str(error.get("code") or ""),
-        error_id=error_id,
-        exception_class=exception_class.rsplit(".", 1)[-1],
-        text=text.strip(),
-        target=target,
+        code=printable(str(error.get("code") or "")),
+        error_id=printable(error_id),
+        exception_class=printable(exception_class.rsplit(".", 1)[-1]),
+        text=printable(text).strip(),
+        target=printable(target),
     )
 
 
@@ -157,13 +180,9 @@ def translate(info: ExchangeErrorInfo, parameters: Mapping[str, Any] | None = No
         return ExchangeNotFoundError(f"Exchange Online: {words}", code=Code.USER_NOT_FOUND, info=info)
     if cls == AMBIGUOUS:
         return ExchangeConfigError(f"Exchange Online: {words}; give the full email address instead", info=info)
-    if cls == ACCESS_DENIED or info.status == 403:
-        return ExchangeServiceError(
-            f"Exchange Online refused the app: {words}. Give the app's service principal the Exchange Recipient "
-            "Administrator role (or an Exchange role group) and admin consent for Exchange.ManageAsApp.",
-            code=Code.GRAPH_ACCESS_DENIED,
-            info=info,
-        )
+    refused = _NOT_ALLOWED.search(info.text)
+    if refused or cls == ACCESS_DENIED or info.status == 403:
+        return role_missing(info, refused.group(1) if refused else info.cmdlet)
     if info.status == 401:
         insufficient = _CATEGORY.search(info.text)
         if insufficient and insufficient.group(1) == "insufficient_claims":
@@ -178,6 +197,19 @@ def translate(info: ExchangeErrorInfo, parameters: Mapping[str, Any] | None = No
     if info.status == 408 or info.status >= 500:
         return ExchangeServiceError(f"Exchange Online is unavailable: {words}", code=Code.SERVER_UNAVAILABLE, info=info)
     return ExchangeServiceError(f"Exchange Online: {words}", code=Code.UNKNOWN, info=info)
+
+
+def role_missing(info: ExchangeErrorInfo, cmdlet: str) -> ExchangeServiceError:
+    """``exchange_role_missing``: the catalogue's words, naming the cmdlet and the role that would allow it."""
+    if cmdlet in ("", "$batch"):
+        cmdlet, role = "its cmdlets", " and ".join(RECOMMENDED)
+    else:
+        role = role_advice(cmdlet)
+    said = f" (HTTP {info.status}: {info.text})" if info.text and not info.text.startswith("HTTP ") else ""
+    diagnosis = diagnose(Code.EXCHANGE_ROLE_MISSING, Facts(cmdlet=cmdlet, role=role, detail=said))
+    return ExchangeServiceError(
+        f"{diagnosis.cause} {diagnosis.fix}", code=Code.EXCHANGE_ROLE_MISSING, info=replace(info, cmdlet=cmdlet)
+    )
 
 
 def _not_found_code(info: ExchangeErrorInfo, parameters: Mapping[str, Any]) -> Code:
@@ -214,5 +246,5 @@ def _plain_text(status: int, body: bytes, headers: Mapping[str, str]) -> str:
         return f'{words} (error_category="{category.group(1)}")' if category else words
     if status == 401:
         return headers.get("WWW-Authenticate", "") or "401 Unauthorized"
-    text = body.decode("utf-8", "replace").strip()
+    text = printable(body.decode("utf-8", "replace")).strip()
     return text[:500] if text else f"HTTP {status}"

@@ -35,10 +35,13 @@ def build_http_client(settings: M365Settings) -> httpx.AsyncClient:
 
 
 def retry_after_seconds(response: httpx.Response, default: float = 1.0) -> float:
-    """Seconds to wait before retrying, from ``Retry-After`` (seconds or an HTTP date), capped."""
+    """Seconds to wait before retrying, from ``Retry-After`` (seconds or an HTTP date), capped. Graph may send a
+    list such as ``30,120`` (live, msgraph-sdk-python #1159): the first value counts."""
     value = response.headers.get("Retry-After")
     if value is None:
         return default
+    if "," in value and not value.strip()[:1].isalpha():
+        value = value.split(",", 1)[0]
     try:
         seconds = float(value)
     except ValueError:

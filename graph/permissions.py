@@ -9,20 +9,22 @@ FullAccess     Get-MailboxPermission -Identity M [-User T]               Add-/Re
 =============  ========================================================  ==============================
 
 ``grant`` and ``revoke`` are idempotent: they read the right first (held already → ``unchanged``, no call),
-treat Exchange's no-op warnings as ``unchanged``, and read the right back afterwards: a change whose read-back
-does not match is ``failed``, never reported as success. Inputs are validated before any call.
+treat Exchange's no-op warnings as ``unchanged``, and read the right back afterwards. Exchange's reads are
+eventually consistent, so the read-back retries with back-off for a bounded time (2 minutes by default): a change
+that shows is ``changed`` with the lag it took, one that Exchange accepted but that never shows within the bound is
+``not_visible_yet`` (done, not confirmed), never ``failed``. Inputs are validated before any call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from graph.exchange import Command, ExchangeAdmin, Row, hashtable
-from graph.exchange_errors import ExchangeNotFoundError, is_no_permissions
+from graph.exchange_errors import ExchangeNotFoundError, ExchangeServiceError, is_no_permissions
 from graph.permissions_model import (
     GUID,
     SELF,
@@ -42,7 +44,7 @@ from graph.permissions_model import (
     parse_right,
 )
 from plugin.clock import Clock, SystemClock
-from plugin.diagnosis import Right
+from plugin.diagnosis import Code, Right
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError, ServiceError
 from plugin.interfaces import MailboxKind, RightHolding, SmtpAuthState
 
@@ -52,6 +54,9 @@ NO_OP_WARNINGS = (
     "because the ACE doesn't exist",  # Remove-MailboxPermission
     "already has the permission",
 )
+READBACK_FIRST_WAIT = 0.5
+READBACK_MAX_WAIT = 10.0
+"""Read-back waits: 0.5, 1, 2, 4, 8, then every 10 s (a public adapter re-reads 13 × 10 s)."""
 MAILBOX_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName", "ExternalDirectoryObjectId", "Alias")
 
 
@@ -65,8 +70,14 @@ class PermissionService:
         clock: Clock | None = None,
         transport_config_ttl: float = 300.0,
         monotonic: Callable[[], float] = time.monotonic,
+        readback_timeout: float = 120.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``readback_timeout``: how long a change's read-back retries (with back-off, on ``sleep`` and ``monotonic``)
+        before the change is reported as not visible in Exchange yet."""
         self._exchange = exchange
+        self._readback_timeout = readback_timeout
+        self._sleep = sleep
         self._clock: Clock = clock or SystemClock()
         self._ttl = transport_config_ttl
         self._monotonic = monotonic
@@ -93,9 +104,8 @@ class PermissionService:
             return bool(rows) and not any(_deny(r) for r in rows)
         if right is Right.FULL_ACCESS:
             try:
-                result = await self._exchange.invoke(
-                    "Get-MailboxPermission", {"Identity": mailbox, "User": trustee}, anchor=mailbox
-                )
+                command = full_access_command(mailbox, trustee)
+                result = await self._exchange.invoke(command.cmdlet, command.parameters, anchor=mailbox)
             except ExchangeNotFoundError as exc:
                 if is_no_permissions(exc):
                     return False
@@ -119,7 +129,7 @@ class PermissionService:
                     anchor=mailbox,
                     select=(*MAILBOX_FIELDS, "GrantSendOnBehalfTo"),
                 ),
-                Command("Get-MailboxPermission", {"Identity": mailbox}, anchor=mailbox),
+                full_access_command(mailbox),
             ]
         )
         box_rows = box.unwrap().rows  # a missing mailbox raises mailbox_not_found here
@@ -178,11 +188,7 @@ class PermissionService:
         async for page in self._exchange.pages(
             "Get-Mailbox", {"ResultSize": "Unlimited"}, select=("PrimarySmtpAddress",)
         ):
-            commands = [
-                Command("Get-MailboxPermission", {"Identity": str(r["PrimarySmtpAddress"]), "User": trustee},
-                        anchor=str(r["PrimarySmtpAddress"]))
-                for r in page.rows
-            ]  # fmt: skip
+            commands = [full_access_command(str(r["PrimarySmtpAddress"]), trustee) for r in page.rows]
             for outcome in await self._exchange.batch(commands):
                 if outcome.error is not None:
                     if isinstance(outcome.error, NotFoundError):
@@ -238,7 +244,7 @@ class PermissionService:
             return result(ChangeOutcome.FAILED, f"Exchange refused to {action} {words}: {exc}", code=exc.code)
         no_op = any(marker in w for w in answer.warnings for marker in NO_OP_WARNINGS)
         try:
-            after = await self._holds(right, mailbox, trustee)
+            lag = await self._read_back(right, mailbox, trustee, wanted)
         except EmailDoctorError as exc:
             return result(
                 ChangeOutcome.FAILED,
@@ -246,16 +252,34 @@ class PermissionService:
                 code=exc.code,
                 warnings=answer.warnings,
             )
-        if after != wanted:
-            shows = "does not show" if wanted else "still shows"
+        done = "granted" if wanted else "revoked"
+        if lag is None:
+            # Exchange accepted the change; its reads are eventually consistent, so this is not a failure.
             return result(
-                ChangeOutcome.FAILED,
-                f"{command.cmdlet} ran without an error but reading {words} back {shows} it",
+                ChangeOutcome.NOT_VISIBLE,
+                f"{done} {words}: Exchange accepted it, but it does not show in Exchange yet after "
+                f"{self._readback_timeout:g} s; check again later with `emaildoctor perms {mailbox}`",
                 warnings=answer.warnings,
             )
         outcome = ChangeOutcome.UNCHANGED if no_op else ChangeOutcome.CHANGED
-        done = "granted" if wanted else "revoked"
-        return result(outcome, f"{done} {words} (read back)", verified=True, warnings=answer.warnings)
+        after = f" after {lag:.0f} s" if lag >= 1 else ""
+        return result(
+            outcome, f"{done} {words} (read back{after})", verified=True, warnings=answer.warnings, lag_seconds=lag
+        )
+
+    async def _read_back(self, right: Right, mailbox: str, trustee: str, wanted: bool) -> float | None:
+        """Seconds until Exchange's reads show the change, re-reading with back-off for at most the read-back bound;
+        None when it never showed (live admin-API reads lag a change by up to ~2 minutes)."""
+        start = self._monotonic()
+        attempt = 0
+        while True:
+            if await self._holds(right, mailbox, trustee) == wanted:
+                return self._monotonic() - start
+            left = self._readback_timeout - (self._monotonic() - start)
+            if left <= 0:
+                return None
+            await self._sleep(min(READBACK_FIRST_WAIT * 2**attempt, READBACK_MAX_WAIT, left))
+            attempt += 1
 
     # --- SMTP AUTH switches --------------------------------------------------------------------------------------
     async def smtp_auth(self, mailbox: str) -> SmtpAuthState:
@@ -267,9 +291,21 @@ class PermissionService:
                 "Get-CASMailbox", {"Identity": mailbox}, anchor=mailbox, select=("SmtpClientAuthenticationDisabled",)
             ),
             self._tenant_smtp_disabled(),
+            return_exceptions=True,
         )
+        if isinstance(cas, BaseException):
+            raise cas
         value = cas.rows[0].get("SmtpClientAuthenticationDisabled") if cas.rows else None
-        return SmtpAuthState(tenant_disabled=tenant, mailbox_disabled=None if value is None else as_bool(value))
+        mailbox_disabled = None if value is None else as_bool(value)
+        if isinstance(tenant, ExchangeServiceError) and tenant.code is Code.EXCHANGE_ROLE_MISSING:
+            if mailbox_disabled is not None:  # the mailbox's own switch decides; the organisation's does not matter
+                return SmtpAuthState(tenant_disabled=True, mailbox_disabled=mailbox_disabled)
+            raise ExchangeServiceError(
+                f"could not read the organisation's SMTP AUTH switch: {tenant}", code=tenant.code, info=tenant.info
+            ) from tenant
+        if isinstance(tenant, BaseException):
+            raise tenant
+        return SmtpAuthState(tenant_disabled=tenant, mailbox_disabled=mailbox_disabled)
 
     async def mailbox_kind(self, address: str) -> MailboxKind:
         """What Exchange says the mailbox is (``RecipientTypeDetails``): the exact answer Graph cannot give
@@ -334,6 +370,15 @@ class PermissionService:
 
 
 # --- rows → grants (shared with the audit) -----------------------------------------------------------------------
+def full_access_command(mailbox: str, user: str | None = None) -> Command:
+    """Get-MailboxPermission as every FullAccess read must send it: with ``-IncludeUnresolvedPermissions``, without
+    which Exchange hides the entries of deleted accounts (bare SIDs) that an audit must find and a revoke remove."""
+    parameters: dict[str, Any] = {"Identity": mailbox, "IncludeUnresolvedPermissions": True}
+    if user is not None:
+        parameters["User"] = user
+    return Command("Get-MailboxPermission", parameters, anchor=mailbox)
+
+
 def recipient_permission_grant(row: Row, mailbox: str) -> Grant | None:
     """A Get-RecipientPermission row as a SendAs grant; None for ``NT AUTHORITY\\SELF`` and non-SendAs rows."""
     label = str(row.get("Trustee") or "")

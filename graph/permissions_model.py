@@ -48,9 +48,16 @@ class TrusteeKind(StrEnum):
     """Exchange's own principals (``NT AUTHORITY\\SYSTEM``, ``<DOMAIN>\\Organization Management`` …), inherited."""
 
 
+_KIND_WORDS = {TrusteeKind.ORPHANED_SID: "deleted account"}
+"""How a kind reads in reports, where the enum's value would not say it plainly."""
+
+
 class ChangeOutcome(StrEnum):
     CHANGED = "changed"
     UNCHANGED = "unchanged"
+    NOT_VISIBLE = "not_visible_yet"
+    """Exchange accepted the change, but its (eventually consistent) reads did not show it within the read-back
+    bound: done, not confirmed — never reported as failed."""
     FAILED = "failed"
 
 
@@ -69,8 +76,10 @@ class Grant:
     deny: bool = False
 
     def describe(self) -> str:
-        """The trustee as reports show it: ``oscar@business.com (disabled, inherited)``."""
-        marks = [str(self.trustee_kind).replace("_", " ")] if self.trustee_kind is not TrusteeKind.USER else []
+        """The trustee as reports show it: ``oscar@business.com (disabled, inherited)``, ``S-1-5-21-… (deleted
+        account)``."""
+        kind = _KIND_WORDS.get(self.trustee_kind, str(self.trustee_kind))
+        marks = [kind] if self.trustee_kind is not TrusteeKind.USER else []
         if self.inherited:
             marks.append("inherited")
         if self.deny:
@@ -144,8 +153,9 @@ class MailboxRights:
 
 @dataclass(frozen=True)
 class ChangeResult:
-    """What a grant or revoke did. ``verified``: the right was read back from Exchange afterwards and matched.
-    ``expires_at`` is carried for time-bound grants (the bot stores it and revokes when it passes)."""
+    """What a grant or revoke did. ``verified``: the right was read back from Exchange afterwards and matched;
+    ``lag_seconds``: how long after the change Exchange's reads showed it. ``expires_at`` is carried for time-bound
+    grants (the bot stores it and revokes when it passes)."""
 
     action: ChangeAction
     right: Right
@@ -158,6 +168,7 @@ class ChangeResult:
     code: Code | None = None
     warnings: tuple[str, ...] = field(default=())
     expires_at: datetime | None = None
+    lag_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -177,6 +188,7 @@ class ChangeResult:
             "warnings": list(self.warnings),
             "at": self.at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "lag_seconds": self.lag_seconds,
         }
 
 
@@ -255,9 +267,7 @@ def as_bool(value: Any) -> bool:
 
 
 def access_rights(value: Any) -> tuple[str, ...]:
-    """``AccessRights`` as a tuple whether Exchange sent a list or a comma-separated string (CIPP does the same)."""
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple):
-        return tuple(str(v) for v in value)
-    return ()
+    """``AccessRights`` as a tuple of single rights. Exchange sends a list whose elements may each join several
+    rights (a flags enum as one string: ``["FullAccess, ReadPermission"]``, live), or one such string."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list | tuple) else []
+    return tuple(part.strip() for item in items for part in str(item).split(",") if part.strip())

@@ -51,7 +51,7 @@ class M365Services:
             timeout=settings.timeout,
             on_token_rejected=None if exchange_token_source else lambda: self.tokens.forget(exchange_scope(settings)),
         )
-        self.permissions = PermissionService(self.exchange, clock=clock)
+        self.permissions = PermissionService(self.exchange, clock=clock, readback_timeout=settings.readback_seconds)
         self.directory = GraphUserDirectory(
             self.graph, self.permissions.smtp_auth, exchange_kind=self.permissions.mailbox_kind
         )

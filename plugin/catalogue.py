@@ -36,6 +36,10 @@ class Facts:
     """A short clause appended to the cause, e.g. ' for the mailbox admin@business.com'."""
     wait_minutes: float | None = None
     """How long Exchange may take to apply a new right (settings.m365.propagation_minutes)."""
+    cmdlet: str | None = None
+    """The Exchange cmdlet that was refused (exchange_role_missing)."""
+    role: str | None = None
+    """The Exchange role that would allow it (graph/exchange_roles.py)."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,11 @@ CATALOGUE: dict[Code, Entry] = {
             _C,
             "SSL setting does not match the port",
             "Implicit TLS was spoken to a STARTTLS port (587) or plain text to an implicit-TLS port (465).",
-            "The TLS handshake read plain text (wrong version number), or the greeting never came on port 465.",
+            "The TLS handshake read plain text (wrong version number), the greeting never came on port 465, or "
+            '"451 5.7.3 STARTTLS is required to send mail" (signing in or sending before STARTTLS).',
             "The SSL setting does not match what {host} speaks on port {port}: one side started encrypted "
-            "(implicit TLS) while the other expected plain text upgraded with STARTTLS.",
+            "(implicit TLS) while the other expected plain text upgraded with STARTTLS, or the connection never "
+            "switched to TLS at all.",
             "Use port 587 with SSL on (STARTTLS), the recommended setting, or port 465 with implicit TLS. Do not "
             "use implicit TLS on 587 or STARTTLS on 465.",
         ),
@@ -121,10 +127,13 @@ CATALOGUE: dict[Code, Entry] = {
             _C,
             "TLS handshake failed",
             "Any other TLS failure: an old TLS version or no common cipher.",
-            "The TLS handshake failed for a reason other than the certificate or the mode.",
-            "The TLS handshake with {host} failed{detail}. Usually one side accepts only old TLS versions or ciphers.",
+            "The TLS handshake failed for a reason other than the certificate or the mode, or the server answered "
+            'STARTTLS with "454 4.7.0 TLS not available due to local problem" (its own side).',
+            "The TLS handshake with {host} failed{detail}. Usually one side accepts only old TLS versions or ciphers; "
+            "a 454 reply to STARTTLS means TLS is broken on the server's side, which is not an outage.",
             "Microsoft 365 requires TLS 1.2 or later: update the sending system's TLS support, or check the "
-            "server's TLS configuration.",
+            "server's TLS configuration (after a 454, the server's administrator must fix its certificate or TLS "
+            "setup).",
         ),
         _e(
             Code.STARTTLS_UNAVAILABLE,
@@ -282,6 +291,18 @@ CATALOGUE: dict[Code, Entry] = {
             "application access policy or RBAC for Applications scope excludes {principal}'s mailbox.",
         ),
         _e(
+            Code.EXCHANGE_ROLE_MISSING,
+            _RP,
+            "App lacks an Exchange role",
+            "emaildoctor's app signed in, but its Exchange role does not allow a cmdlet it runs, or it has none.",
+            'Exchange admin API 401 "User is not allowed to call <cmdlet>", or 403 with an empty (all-NUL) body.',
+            "Exchange Online did not let emaildoctor's app run {cmdlet}: the app's Exchange role does not include "
+            "it, or the app has no Exchange role at all{detail}. Its sign-in and secret are fine.",
+            "An admin assigns {role} to emaildoctor's app (Entra ID: Roles and administrators, or an Exchange role "
+            "group through New-ServicePrincipal and Add-RoleGroupMember; see manifests/README.md). Do not renew "
+            "the secret. A new role can take up to an hour to reach Exchange.",
+        ),
+        _e(
             Code.THROTTLED,
             _T,
             "Throttled",
@@ -392,6 +413,8 @@ def _words(facts: Facts) -> _Words:
         detail=facts.detail or "",
         grant_command=grant,
         wait=_wait_words(facts.wait_minutes),
+        cmdlet=facts.cmdlet or "a cmdlet",
+        role=facts.role or "Exchange Recipient Administrator and the View-Only Organization Management role group",
     )
 
 

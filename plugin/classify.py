@@ -89,6 +89,8 @@ _NOT_AUTHENTICATED = re.compile(
     r"login first|relay(?:ing)? (?:access )?denied|unable to relay",
     re.IGNORECASE,
 )
+_STARTTLS_REQUIRED = re.compile(r"starttls is required", re.IGNORECASE)
+_TLS_SERVER_PROBLEM = re.compile(r"tls not available", re.IGNORECASE)
 _TLS_FIRST = re.compile(r"starttls (?:command )?first|must issue a starttls|encryption required", re.IGNORECASE)
 _BAD_CREDENTIALS = re.compile(
     r"authentication (?:unsuccessful|failed|credentials invalid)|invalid credentials|incorrect authentication|"
@@ -183,6 +185,12 @@ def classify_reply(stage: Stage, reply: Reply, *, mechanism: str | None = None, 
 
 
 def _specific(stage: Stage, reply: Reply, text: str, enhanced: str) -> Code | None:
+    # "451 5.7.3 STARTTLS is required to send mail": AUTH or MAIL before STARTTLS, a TLS-mode problem, not an
+    # outage; "454 4.7.0 TLS not available due to local problem": TLS broken on the server's side.
+    if _STARTTLS_REQUIRED.search(text):
+        return Code.TLS_MODE_MISMATCH
+    if reply.code == 454 and _TLS_SERVER_PROBLEM.search(text):
+        return Code.TLS_FAILED
     if enhanced in ("5.7.705", "5.7.708", "5.7.750") or _TENANT_BLOCK.search(text):
         return Code.TENANT_BLOCKED
     if enhanced == "5.7.60" or enhanced == "5.2.252" or _SEND_AS.search(text):

@@ -42,6 +42,7 @@ class Code(StrEnum):
     USER_NOT_FOUND = "user_not_found"
     MAILBOX_NOT_FOUND = "mailbox_not_found"
     GRAPH_ACCESS_DENIED = "graph_access_denied"
+    EXCHANGE_ROLE_MISSING = "exchange_role_missing"
     THROTTLED = "throttled"
     QUOTA_EXCEEDED = "quota_exceeded"
     TENANT_BLOCKED = "tenant_blocked"

@@ -2,7 +2,8 @@
 
 It removes what it can recognise by shape (bearer tokens, JWTs, Slack tokens, AUTH arguments,
 ``password=`` / ``client_secret=`` fields) and every secret value the caller knows, in plain,
-base64 and URL-encoded form.
+base64 and URL-encoded form, and (through :func:`printable`) every control character a server sent:
+Exchange answers a missing role with 4,096 NUL bytes, and no terminal or Slack message should get them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 _MIN_SECRET_LENGTH = 4
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]+")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (NUL, ESC, CR, C1 …); line breaks and tabs stay."""
+    return _CONTROL.sub("", text)
 
 
 def _forms(secret: str) -> set[str]:
@@ -67,4 +74,4 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(form, MASK)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return printable(text)

@@ -74,6 +74,9 @@ class M365Settings(_Section):
     propagation_minutes: Annotated[float, Field(ge=0, le=24 * 60)] = 60.0
     """How long a fresh grant may take to apply in Exchange; a denial inside this window is reported as
     'granted, waiting for Exchange to apply it'."""
+    readback_seconds: Annotated[float, Field(ge=0, le=3600)] = 120.0
+    """How long a grant or revoke re-reads Exchange (with back-off) until its reads show the change; after that
+    the change is reported as done but 'not visible in Exchange yet'."""
 
     @field_validator("authority_host", "graph_url", "exchange_url")
     @classmethod

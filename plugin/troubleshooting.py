@@ -25,6 +25,8 @@ EXAMPLE_FACTS = Facts(
     mechanism="xoauth2",
     server_source="the system Outgoing Mail Server",
     wait_minutes=60,
+    cmdlet="Get-TransportConfig",
+    role="View-Only Organization Management (or Exchange Administrator)",
 )
 
 _REMEDY_WORDS = {

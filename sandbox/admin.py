@@ -14,6 +14,8 @@ GET      /_sandbox/mailboxes/{address}/messages      messages delivered to a mai
 GET      /_sandbox/settings                          behaviour settings (sandbox/settings.py)
 PATCH    /_sandbox/settings                          change some settings
 GET      /_sandbox/rights                            every right: ``?mailbox=``, ``?trustee=``, ``?state=``
+PATCH    /_sandbox/apps/{name}                       an app's Exchange roles: ``{"entra_roles": [...],
+                                                     "exchange_role_groups": [...]}`` (``[]`` for none)
 POST     /_sandbox/devicecode/approve                ``{"user_code": "…", "upn": "erin@business.com"}``
 =======  ==========================================  =================================================
 
@@ -58,6 +60,12 @@ async def _object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadInputError("the body must be a JSON object")
     return body
+
+
+def _names(value: Any, key: str) -> set[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise BadInputError(f"{key} must be a list of role names")
+    return {v.strip() for v in value}
 
 
 def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -> web.Application:
@@ -166,6 +174,29 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
         except (BadInputError, ValueError) as exc:
             return _bad(str(exc))
         return web.json_response(tenant.behaviour.to_json())
+
+    @routes.patch("/_sandbox/apps/{name}")
+    async def patch_app(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        app = next((a for a in tenant.apps.values() if name in (a.name, a.client_id)), None)
+        if app is None:
+            return _bad(f"no app {name!r}", 404)
+        try:
+            body = await _object(request)
+            roles = {key: _names(body[key], key) for key in ("entra_roles", "exchange_role_groups") if key in body}
+        except BadInputError as exc:
+            return _bad(str(exc))
+        if set(body) - set(roles):
+            return _bad(f"unknown field(s): {', '.join(sorted(set(body) - set(roles)))}")
+        for key, value in roles.items():
+            setattr(app, key, value)
+        return web.json_response(
+            {
+                "name": app.name,
+                "entra_roles": sorted(app.entra_roles),
+                "exchange_role_groups": sorted(app.exchange_role_groups),
+            }
+        )
 
     @routes.get("/_sandbox/rights")
     async def rights(request: web.Request) -> web.Response:

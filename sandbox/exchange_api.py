@@ -9,8 +9,6 @@ and a token bucket behind the ``Rate-Limit-*`` headers.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import math
 import re
@@ -24,8 +22,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
+from graph.exchange_roles import allows
 from sandbox.exchange_cmdlets import Cmdlets
-from sandbox.exchange_errors import CmdletError, access_denied
+from sandbox.exchange_errors import CmdletError, not_allowed
+from sandbox.exchange_paging import PAGE_EXPIRED_TEXT, decode_skiptoken, encode_skiptoken, page_still_valid
 from sandbox.faults import FaultBook
 from sandbox.http import fault_middleware
 from sandbox.state import Tenant
@@ -33,13 +33,8 @@ from sandbox.tokens import InvalidTokenError, TokenClaims, TokenIssuer, bearer
 
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 CONCURRENCY_TEXT = "You have reached the maximum number of concurrent requests per tenant. Please wait and try again."
-FULL_ROLES = {"Exchange Administrator", "Global Administrator", "Organization Management"}
-RECIPIENT_ROLES = {"Exchange Recipient Administrator", "Recipient Management"}
-READER_ROLES = {
-    "Global Reader", "Security Reader", "Helpdesk Administrator", "Compliance Administrator",
-    "Security Administrator", "View-Only Organization Management", "View-Only Recipients",
-}  # fmt: skip
-ORGANIZATION_CMDLETS = {"set-transportconfig"}
+NO_ROLE_BODY = b"\x00" * 4096
+"""Live answer to an app with Exchange.ManageAsApp but no directory role at all: 403 and 4,096 NUL bytes."""
 V2_MAILBOX_CMDLETS = {"get-mailbox", "set-mailbox"}
 _PAGE_SIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 _DIAGNOSTICS = {
@@ -53,6 +48,10 @@ class UnauthorizedError(Exception):
     def __init__(self, diagnostics: str) -> None:
         super().__init__(diagnostics)
         self.diagnostics = diagnostics
+
+
+class NoRoleError(UnauthorizedError):
+    """A valid token, but the caller holds no Entra role or Exchange role group at all."""
 
 
 @dataclass
@@ -134,7 +133,10 @@ class ExchangeService:
             return _json(_throttled(retry))
         body = await request.read()
         base = f"https://{request.host}/adminapi/{version}/{tenant_segment}"
-        result = self.execute(claims, body, dict(request.query), request.headers.get("Prefer", ""), base, None)
+        result = self.execute(
+            claims, body, dict(request.query), request.headers.get("Prefer", ""), base, None,
+            anchor=request.headers.get("X-AnchorMailbox", ""),
+        )  # fmt: skip
         return _json(result)
 
     async def batch(self, request: web.Request) -> web.StreamResponse:
@@ -172,7 +174,8 @@ class ExchangeService:
                 result = _throttled(self.faults.get("exchange").retry_after_s)
             else:
                 raw = json.dumps(item.get("body")).encode()
-                result = self.execute(claims, raw, query, headers.get("prefer", ""), base, None)
+                prefer, anchor = headers.get("prefer", ""), headers.get("x-anchormailbox", "")
+                result = self.execute(claims, raw, query, prefer, base, None, anchor=anchor)
             responses.append({"id": item_id, "status": result.status, "headers": result.headers, "body": result.body})
         del version
         return web.json_response({"responses": responses}, content_type="application/json")
@@ -194,6 +197,7 @@ class ExchangeService:
             request.headers.get("Prefer", ""),
             base,
             V2_MAILBOX_CMDLETS,
+            anchor=request.headers.get("X-AnchorMailbox", ""),
         )
         return _json(result)
 
@@ -206,6 +210,8 @@ class ExchangeService:
         prefer: str,
         base: str,
         only: set[str] | None,
+        *,
+        anchor: str = "",
     ) -> Result:
         try:
             payload = json.loads(raw_body or b"null")
@@ -229,19 +235,24 @@ class ExchangeService:
         ):
             return _error_result(400, "BadRequest", "Only GrantSendOnBehalfTo can be set through this endpoint.")
         try:
-            self._authorize(claims, name)
+            if name.lower() in self.cmdlets.handlers:  # an unknown cmdlet is "not recognized", whatever the role
+                self._authorize(self._roles(claims), name)
             outcome = self.cmdlets.run(name, params)
         except CmdletError as exc:
             return Result(exc.status, exc.body(), {"x-ExceptionType": exc.short_class})
         items = outcome.items
+        now = self.tenant.now().timestamp()
         try:
-            offset = _decode_skiptoken(query.get("$skiptoken"), raw_body)
+            offset = decode_skiptoken(query.get("$skiptoken"), raw_body)
         except ValueError:
             return _error_result(
                 400,
                 "BadRequest",
                 "The $skiptoken is not valid for this request: re-POST the same body to @odata.nextLink.",
             )
+        if offset and not page_still_valid(query["$skiptoken"], anchor, now, self.tenant.behaviour):
+            # The skip token is bound to the backend the first page's anchor routed to (live, 2026).
+            return _error_result(400, "BadRequest", PAGE_EXPIRED_TEXT)
         match = _PAGE_SIZE.search(prefer)
         headers: dict[str, str] = {}
         end = len(items)
@@ -261,7 +272,7 @@ class ExchangeService:
         }
         if end < len(items):
             next_query = {k: v for k, v in query.items() if k != "$skiptoken"}
-            next_query["$skiptoken"] = _encode_skiptoken(end, raw_body)
+            next_query["$skiptoken"] = encode_skiptoken(end, raw_body, anchor, now)
             body["@odata.nextLink"] = (
                 f"{base}/InvokeCommand?{urlencode(next_query)}"
                 if "/v2.0/" not in base
@@ -299,29 +310,23 @@ class ExchangeService:
                 f'2000008;reason="The token does not contain the permission {" or ".join(sorted(accepted))}.";'
                 'error_category="insufficient_claims"'
             )
+        if not self._roles(claims):
+            raise NoRoleError("no role")
         return claims
 
-    def _authorize(self, claims: TokenClaims, cmdlet: str) -> None:
+    def _roles(self, claims: TokenClaims) -> set[str]:
+        """The Entra roles and Exchange role groups of the caller (graph/exchange_roles.py says what each covers)."""
         if claims.app_only:
             app = self.tenant.app(claims.app_id)
-            roles = (
-                set(app.entra_roles) | (app.exchange_role_groups if app.exchange_service_principal else set())
-                if app
-                else set()
-            )
-            principal = app.name if app else claims.app_id
-        else:
-            user = self.tenant.users.get(claims.oid)
-            roles = user.entra_roles if user else set()
-            principal = user.upn if user else claims.oid
-        lowered = cmdlet.lower()
-        if roles & FULL_ROLES:
-            return
-        if roles & RECIPIENT_ROLES and lowered not in ORGANIZATION_CMDLETS:
-            return
-        if roles & READER_ROLES and lowered.startswith("get-"):
-            return
-        raise access_denied(principal, cmdlet, self.tenant.behaviour.exchange_no_role_status)
+            if app is None:
+                return set()
+            return set(app.entra_roles) | (app.exchange_role_groups if app.exchange_service_principal else set())
+        user = self.tenant.users.get(claims.oid)
+        return set(user.entra_roles) if user else set()
+
+    def _authorize(self, roles: set[str], cmdlet: str) -> None:
+        if not allows(roles, cmdlet):
+            raise not_allowed(cmdlet)
 
     # --- throttling ------------------------------------------------------------------------------
     def _take(self, cost: int) -> tuple[bool, int]:
@@ -377,6 +382,8 @@ def _json(result: Result) -> web.Response:
 
 
 def _unauthorized(exc: UnauthorizedError) -> web.Response:
+    if isinstance(exc, NoRoleError):
+        return web.Response(status=403, body=NO_ROLE_BODY)
     return web.Response(
         status=401,
         headers={
@@ -403,24 +410,3 @@ def _throttled(retry_after: int) -> Result:
 def _project(row: dict[str, Any], selected: list[str]) -> dict[str, Any]:
     wanted = {s.lower() for s in selected}
     return {k: v for k, v in row.items() if k.split("@", 1)[0].lower() in wanted}
-
-
-def _fingerprint(raw_body: bytes) -> str:
-    try:
-        canonical = json.dumps(json.loads(raw_body or b"null"), sort_keys=True).encode()
-    except ValueError:
-        canonical = raw_body
-    return hashlib.sha256(canonical).hexdigest()[:16]
-
-
-def _encode_skiptoken(offset: int, raw_body: bytes) -> str:
-    return base64.urlsafe_b64encode(f"{offset}:{_fingerprint(raw_body)}".encode()).decode().rstrip("=")
-
-
-def _decode_skiptoken(token: str | None, raw_body: bytes) -> int:
-    if not token:
-        return 0
-    offset, _, fingerprint = base64.urlsafe_b64decode(token + "==").decode(errors="replace").partition(":")
-    if fingerprint != _fingerprint(raw_body):
-        raise ValueError("the body differs from the one that started the listing")
-    return max(0, int(offset))

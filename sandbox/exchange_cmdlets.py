@@ -8,6 +8,7 @@ tenant-wide listings), a renderer applied only to the page being returned, and w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -23,6 +24,7 @@ from sandbox.exchange_output import (
     INHERITED_ACES,
     SELF,
     cas_row,
+    listed,
     mailbox_permission_row,
     mailbox_row,
     recipient_permission_row,
@@ -122,7 +124,7 @@ class Cmdlets:
             "get-recipientpermission": (self.get_recipient_permission, {"identity", "trustee", "accessrights", "resultsize", "includetrusteewithprimarysmtpaddress"}),
             "add-recipientpermission": (self.add_recipient_permission, {"identity", "trustee", "accessrights"}),
             "remove-recipientpermission": (self.remove_recipient_permission, {"identity", "trustee", "accessrights", "deny", "multitrustees"}),
-            "get-mailboxpermission": (self.get_mailbox_permission, {"identity", "user", "resultsize", "owner"}),
+            "get-mailboxpermission": (self.get_mailbox_permission, {"identity", "user", "resultsize", "owner", "includeunresolvedpermissions"}),
             "add-mailboxpermission": (self.add_mailbox_permission, {"identity", "user", "accessrights", "automapping", "inheritancetype", "deny"}),
             "remove-mailboxpermission": (self.remove_mailbox_permission, {"identity", "user", "accessrights", "inheritancetype", "deny", "bypassmasteraccountsid"}),
             "get-casmailbox": (self.get_cas_mailbox, {"identity", "resultsize", "filter"}),
@@ -161,6 +163,9 @@ class Cmdlets:
         return found
 
     def _cached(self, key: tuple[str, str], build: Callable[[], list[Any]]) -> list[Any]:
+        lag = self.tenant.behaviour.exchange_read_lag_seconds
+        if not self.tenant.rights.settled(self.tenant.now(), time.monotonic(), lag):
+            return build()  # a change is still inside the read lag: what is listed depends on the time
         version = (self.tenant.rights.version, self.tenant.changes)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == version:
@@ -237,12 +242,12 @@ class Cmdlets:
             adds = [self._delegate(x) for x in _as_list(keys.get("add"))]
             removes = [self._delegate(x) for x in _as_list(keys.get("remove"))]
             for trustee in removes:
-                changed |= rights.revoke("SendOnBehalf", mailbox.id, trustee, now)
+                changed |= rights.revoke("SendOnBehalf", mailbox.id, trustee, now, mono=time.monotonic())
             for trustee in adds:
-                changed |= rights.grant("SendOnBehalf", mailbox.id, trustee, now)
+                changed |= rights.grant("SendOnBehalf", mailbox.id, trustee, now, mono=time.monotonic())
         else:
             trustees = [self._delegate(x) for x in _as_list(value)]
-            changed = rights.replace_all("SendOnBehalf", mailbox.id, trustees, now)
+            changed = rights.replace_all("SendOnBehalf", mailbox.id, trustees, now, mono=time.monotonic())
         return Outcome(warnings=[] if changed else [_no_change(mailbox)])
 
     def _delegate(self, identity: Any) -> Trustee:
@@ -273,7 +278,7 @@ class Cmdlets:
             if trustee is None or trustee == Trustee("user", user.id):
                 rows.append((user, None))
             rows.extend(
-                (user, g.trustee) for g in self.tenant.rights.held(user.id, "SendAs") if trustee in (None, g.trustee)
+                (user, g.trustee) for g in listed(self.tenant, user.id, "SendAs") if trustee in (None, g.trustee)
             )
             return rows
 
@@ -293,14 +298,16 @@ class Cmdlets:
         rows: list[Any] = []
         if trustee.kind == "user" and trustee.id in self.tenant.users and self.tenant.users[trustee.id].has_mailbox:
             rows.append((self.tenant.users[trustee.id], None))
-        rows.extend((self.tenant.users[g.mailbox_id], g.trustee) for g in self.tenant.rights.held_by(trustee, right))
+        lag = self.tenant.behaviour.exchange_read_lag_seconds
+        grants = self.tenant.rights.listed_by(trustee, right, self.tenant.now(), time.monotonic(), lag)
+        rows.extend((self.tenant.users[g.mailbox_id], g.trustee) for g in grants)
         return rows
 
     def add_recipient_permission(self, params: Params) -> Outcome:
         mailbox = self.mailbox(params.text("Identity", required=True) or "")
         trustee = self.trustee(params.text("Trustee", required=True) or "")
         params.rights("AccessRights", {"SendAs"})
-        self.tenant.rights.grant("SendAs", mailbox.id, trustee, self.tenant.now())
+        self.tenant.rights.grant("SendAs", mailbox.id, trustee, self.tenant.now(), mono=time.monotonic())
         return Outcome()
 
     def remove_recipient_permission(self, params: Params) -> Outcome:
@@ -308,7 +315,7 @@ class Cmdlets:
         name = params.text("Trustee", required=True) or ""
         trustee = self.trustee(name)
         params.rights("AccessRights", {"SendAs"})
-        if self.tenant.rights.revoke("SendAs", mailbox.id, trustee, self.tenant.now()):
+        if self.tenant.rights.revoke("SendAs", mailbox.id, trustee, self.tenant.now(), mono=time.monotonic()):
             return Outcome()
         label = self.tenant.trustee_label(trustee)
         return Outcome(
@@ -321,10 +328,13 @@ class Cmdlets:
     def get_mailbox_permission(self, params: Params) -> Outcome:
         mailbox = self.mailbox(params.text("Identity", required=True) or "")
         user_name = params.text("User")
+        unresolved = bool(params.get("IncludeUnresolvedPermissions"))
         rows: list[Any] = [(mailbox, SELF, ["FullAccess", "ReadPermission"], False, False)]
         rows.extend(
-            (mailbox, g.trustee, ["FullAccess"], False, False)
-            for g in self.tenant.rights.held(mailbox.id, "FullAccess")
+            (mailbox, g.trustee, ["FullAccess", *g.access_rights], False, False)
+            for g in listed(self.tenant, mailbox.id, "FullAccess")
+            # Entries of deleted accounts (a bare SID) only with -IncludeUnresolvedPermissions (live, issue #9089).
+            if unresolved or g.trustee.kind != "sid"
         )
         rows.extend((mailbox, *ace) for ace in INHERITED_ACES)
         if user_name is not None:
@@ -347,7 +357,10 @@ class Cmdlets:
             {"FullAccess", "ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "ReadPermission"},
         )
         if "FullAccess" in rights:
-            self.tenant.rights.grant("FullAccess", mailbox.id, trustee, self.tenant.now())
+            extra = tuple(r for r in rights if r != "FullAccess")
+            self.tenant.rights.grant(
+                "FullAccess", mailbox.id, trustee, self.tenant.now(), mono=time.monotonic(), access_rights=extra
+            )
         return Outcome()
 
     def remove_mailbox_permission(self, params: Params) -> Outcome:
@@ -357,7 +370,10 @@ class Cmdlets:
             "AccessRights",
             {"FullAccess", "ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "ReadPermission"},
         )
-        if "FullAccess" in rights and self.tenant.rights.revoke("FullAccess", mailbox.id, trustee, self.tenant.now()):
+        now = self.tenant.now()
+        if "FullAccess" in rights and self.tenant.rights.revoke(
+            "FullAccess", mailbox.id, trustee, now, mono=time.monotonic()
+        ):
             return Outcome()
         label = self.tenant.trustee_label(trustee)
         return Outcome(

@@ -1,5 +1,7 @@
-"""Errors of the Exchange admin API, in the shape CIPP and ExoHelper parse:
-``{"error":{"code","message","details":[{"code":"Client","target","message":"ExID|Class|text"}],"innererror":{…}}}``."""
+"""Errors of the Exchange admin API in the shape live tenants answer (shared/reference/exchange-online.md, "Live-tenant
+captures (2026)"): ``{"error":{"code","message":"Invalid Operation","innererror":{"message","type",
+"internalexception":{"message","type":"<exception class>"}}}}``, without the ``details`` array older samples show;
+a role that does not cover the cmdlet is a 401 ``User is not allowed to call <Cmdlet>``."""
 
 from __future__ import annotations
 
@@ -22,18 +24,13 @@ class CmdletError(Exception):
     def short_class(self) -> str:
         return self.exception_class.rsplit(".", 1)[-1]
 
-    def body(self, message: str = "Error executing cmdlet") -> dict[str, Any]:
+    def body(self, message: str = "Invalid Operation") -> dict[str, Any]:
+        """The live shape (2026 captures): ``message`` "Invalid Operation", no ``details``, the exception class and
+        text in ``innererror.internalexception``."""
         return {
             "error": {
                 "code": self.code,
                 "message": message,
-                "details": [
-                    {
-                        "code": "Client",
-                        "target": self.target,
-                        "message": f"{self.error_id}|{self.exception_class}|{self.text}",
-                    }
-                ],
                 "innererror": {
                     "message": self.text,
                     "type": ODATA_EXCEPTION,
@@ -80,11 +77,19 @@ def bad_parameter(text: str) -> CmdletError:
     return CmdletError(400, "BadRequest", "Ex4B9C1E", "System.Management.Automation.ParameterBindingException", text)
 
 
-def access_denied(principal: str, cmdlet: str, status: int) -> CmdletError:
-    return CmdletError(
-        status,
-        "Forbidden",
-        "Ex3A9F61",
-        "Microsoft.Exchange.Configuration.Authorization.CmdletAccessDeniedException",
-        f"The user \"{principal}\" isn't assigned to any management roles that allow running '{cmdlet}'.",
-    )
+class NotAllowedError(CmdletError):
+    """The caller's roles do not cover the cmdlet: live HTTP 401 with a short JSON body (issues #7970, #8058)."""
+
+    def body(self, message: str = "") -> dict[str, Any]:
+        del message
+        return {
+            "error": {
+                "code": "Unauthorized",
+                "message": self.text,
+                "innererror": {"message": self.text, "type": ODATA_EXCEPTION},
+            }
+        }
+
+
+def not_allowed(cmdlet: str) -> CmdletError:
+    return NotAllowedError(401, "Unauthorized", "", ODATA_EXCEPTION, f"User is not allowed to call {cmdlet}")

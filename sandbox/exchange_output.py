@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from typing import Any
 
-from sandbox.rights import Trustee
+from sandbox.rights import Grant, Right, Trustee
 from sandbox.state import Tenant, User
 
 SELF = Trustee("sid", "NT AUTHORITY\\SELF")
@@ -22,8 +24,15 @@ INHERITED_ACES: list[tuple[Trustee, list[str], bool, bool]] = [
 COLLECTION = "#Collection(String)"
 
 
+def listed(tenant: Tenant, mailbox_id: str, right: Right) -> list[Grant]:
+    """The holders Get-* cmdlets print: the read-lagged view (``exchange_read_lag_seconds``)."""
+    return tenant.rights.listed(
+        mailbox_id, right, tenant.now(), time.monotonic(), tenant.behaviour.exchange_read_lag_seconds
+    )
+
+
 def mailbox_row(tenant: Tenant, user: User, with_display_names: bool = False) -> dict[str, Any]:
-    delegates = tenant.rights.held(user.id, "SendOnBehalf")
+    delegates = listed(tenant, user.id, "SendOnBehalf")
     names = [tenant.recipient_name(g.trustee) for g in delegates]
     primary = user.mail or user.upn
     row: dict[str, Any] = {
@@ -66,31 +75,49 @@ def _display(tenant: Tenant, trustee: Trustee) -> str:
     return tenant.trustee_label(trustee)
 
 
+def trustee_sid(trustee: Trustee | None) -> str:
+    """A stable SID for a trustee (Exchange prints the real one; ``NT AUTHORITY\\SELF`` is S-1-5-10)."""
+    if trustee is None or trustee == SELF:
+        return "S-1-5-10"
+    if trustee.kind == "sid" and trustee.id.upper().startswith("S-1-"):
+        return trustee.id
+    digest = hashlib.sha256(f"{trustee.kind}:{trustee.id}".encode()).digest()
+    return "S-1-5-21-" + "-".join(str(int.from_bytes(digest[i : i + 4], "big")) for i in (0, 4, 8, 12))
+
+
+def _primary(tenant: Tenant, trustee: Trustee | None) -> str:
+    if trustee is not None and trustee.kind == "user" and trustee.id in tenant.users:
+        return tenant.users[trustee.id].mail or tenant.users[trustee.id].upn
+    return ""
+
+
 def recipient_permission_row(tenant: Tenant, mailbox: User, trustee: Trustee | None) -> dict[str, Any]:
+    """Live output has no ``IsInherited`` / ``Deny`` keys on these rows (2026 captures)."""
     return {
         "Identity": mailbox.name,
         "Trustee": SELF.id if trustee is None else tenant.trustee_label(trustee),
         "AccessControlType": "Allow",
         "AccessRights@odata.type": COLLECTION,
         "AccessRights": ["SendAs"],
-        "IsInherited": False,
-        "InheritanceType": "None",
-        "IsValid": True,
-        "ObjectState": "Unchanged",
+        "TrusteeSidString": trustee_sid(trustee),
+        "TrusteeWithPrimarySmtpAddress": "",
     }
 
 
 def mailbox_permission_row(
     tenant: Tenant, mailbox: User, trustee: Trustee, rights: list[str], inherited: bool, deny: bool
 ) -> dict[str, Any]:
+    """``AccessRights`` is a flags enum serialised as ONE element: ``["FullAccess, ReadPermission"]`` (live)."""
     return {
         "Identity": mailbox.name,
         "User": trustee.id if trustee.kind == "sid" else tenant.trustee_label(trustee),
         "AccessRights@odata.type": COLLECTION,
-        "AccessRights": list(rights),
+        "AccessRights": [", ".join(rights)],
         "IsInherited": inherited,
         "Deny": deny,
         "InheritanceType": "All",
+        "UserSid": trustee_sid(trustee),
+        "PrimarySmtpAddress": _primary(tenant, trustee),
         "IsValid": True,
         "ObjectState": "Unchanged",
     }

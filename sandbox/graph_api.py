@@ -333,13 +333,12 @@ class GraphService:
         )
         faults = self.faults.get("graph")
         if self.faults.take_throttle("graph"):
-            retry = str(faults.retry_after_s)
             return Reply(
                 429,
                 error_body(
                     "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", sub, self.tenant.now()
                 ),
-                {"Retry-After": retry},
+                {"Retry-After": retry_after_header(faults.retry_after_s)},
             )
         return self.dispatch(sub, token)
 
@@ -373,8 +372,13 @@ class GraphService:
         call = Call("GET", [], {}, b"", {}, "")
         headers = {"request-id": call.request_id}
         if status in (429, 503):
-            headers["Retry-After"] = str(retry_after)
+            headers["Retry-After"] = retry_after_header(retry_after) if status == 429 else str(retry_after)
         return web.json_response(error_body(code, message, call, self.tenant.now()), status=status, headers=headers)
+
+
+def retry_after_header(seconds: int) -> str:
+    """Graph's live ``Retry-After`` is a list, e.g. ``30,120`` (msgraph-sdk-python #1159): clients take the first."""
+    return f"{seconds},120"
 
 
 def _mapping(value: Any) -> dict[str, Any]:

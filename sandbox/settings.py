@@ -37,9 +37,13 @@ class Behaviour:
     """Whether InvokeCommand accepts a token whose only role is ``Exchange.ManageAsAppV2`` (UNCONFIRMED)."""
     exchange_v2_accept_manage_as_app: bool = False
     """Whether the v2.0 Admin API accepts the V1 role ``Exchange.ManageAsApp`` (docs name only V2)."""
-    exchange_no_role_status: int = 403
-    """Status when the token is valid but the app holds no Entra role or Exchange role group that allows
-    the cmdlet (UNCONFIRMED; the v2.0 docs say 403 Forbidden)."""
+    exchange_read_lag_seconds: float = 0.3
+    """Admin-API reads are eventually consistent: a change made through a cmdlet shows in Get-* output only this
+    long after it (real seconds, or seconds on the sandbox clock, whichever passes first). Live adapters re-read
+    for up to ~2 minutes; the default is short so the test suite stays fast, the shape is the live one."""
+    exchange_page_expiry_seconds: float = 1800.0
+    """A skip token older than this (sandbox clock), or re-POSTed with another ``X-AnchorMailbox``, answers 400
+    "Expired or Invalid pagination request. Default Expiry time is 00:30:00" (live)."""
     exchange_batch_max: int = 10
     """Most sub-requests in one adminapi ``$batch`` (UNCONFIRMED; 10 is what every client sends)."""
     exchange_max_concurrent_requests: int = 10
@@ -87,9 +91,10 @@ class Behaviour:
                 raise ValueError(f"{name} must be a positive number, not {value!r}")
         if self.graph_retry_after_seconds < 0:
             raise ValueError("graph_retry_after_seconds must not be negative")
-        for name in ("graph_mailbox_not_enabled_status", "exchange_no_role_status"):
-            if getattr(self, name) not in (401, 403, 404):
-                raise ValueError(f"{name} must be 401, 403 or 404")
+        if self.graph_mailbox_not_enabled_status not in (401, 404):
+            raise ValueError("graph_mailbox_not_enabled_status must be 401 or 404")
+        if self.exchange_read_lag_seconds < 0 or self.exchange_page_expiry_seconds <= 0:
+            raise ValueError("exchange_read_lag_seconds must not be negative, exchange_page_expiry_seconds positive")
         if self.smtp_send_as_check not in get_args(SendAsCheck):
             raise ValueError(f"smtp_send_as_check must be one of {', '.join(get_args(SendAsCheck))}")
         for name in (

@@ -47,13 +47,13 @@ def record_cmdlets(sandbox: Sandbox) -> CmdletLog:
     log = CmdletLog()
     original: Callable[..., Any] = sandbox.exchange.execute
 
-    def execute(claims: Any, raw_body: bytes, *args: Any) -> Any:
+    def execute(claims: Any, raw_body: bytes, *args: Any, **kwargs: Any) -> Any:
         try:
             cmdlet = json.loads(raw_body or b"null")["CmdletInput"]
             log.calls.append((str(cmdlet["CmdletName"]), dict(cmdlet.get("Parameters") or {})))
         except (ValueError, KeyError, TypeError):
             log.calls.append(("<invalid>", {}))
-        return original(claims, raw_body, *args)
+        return original(claims, raw_body, *args, **kwargs)
 
     sandbox.exchange.execute = execute  # type: ignore[method-assign,assignment]
     return log

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -131,7 +132,7 @@ async def test_errors_are_translated_with_the_services_words(sandbox: Sandbox) -
         with pytest.raises(ExchangeServiceError) as unknown_cmdlet:
             await exchange.invoke("Get-Nothing")
     assert mailbox.value.code is Code.MAILBOX_NOT_FOUND
-    assert mailbox.value.info.error_id == "Ex6F9304"
+    assert mailbox.value.info.error_id == ""  # live answers have no details array: the class comes from innererror
     assert mailbox.value.info.exception_class == "ManagementObjectNotFoundException"
     assert "couldn't be found" in str(mailbox.value) and "nobody@business.com" in str(mailbox.value)
     assert trustee.value.code is Code.USER_NOT_FOUND and "ghost@business.com" in str(trustee.value)
@@ -156,13 +157,24 @@ async def test_access_and_token_errors(sandbox: Sandbox) -> None:
             await admin("not-a-token").invoke("Get-TransportConfig")
         with pytest.raises(ServiceError) as claims:
             await admin(no_permission).invoke("Get-TransportConfig")
-        sandbox.app.entra_roles = set()  # consent but no Exchange role: CmdletAccessDeniedException
-        with pytest.raises(ServiceError) as role:
+        sandbox.app.entra_roles = set()  # consent but no role at all: 403 with 4,096 NUL bytes
+        sandbox.app.exchange_role_groups = set()
+        with pytest.raises(ServiceError) as no_role:
+            await admin(sandbox.app_token("exchange")).invoke("Get-Mailbox", {"Identity": "alice@business.com"})
+        sandbox.app.entra_roles = {"Exchange Recipient Administrator"}  # a role that does not cover the cmdlet: 401
+        with pytest.raises(ServiceError) as narrow:
             await admin(sandbox.app_token("exchange")).invoke("Get-TransportConfig")
     assert garbage.value.code is Code.OAUTH_TOKEN_INVALID and garbage.value.status == 401
     assert "token" in str(garbage.value).lower()
     assert claims.value.code is Code.GRAPH_ACCESS_DENIED and "Exchange.ManageAsApp" in str(claims.value)
-    assert role.value.code is Code.GRAPH_ACCESS_DENIED and "isn't assigned to any management roles" in str(role.value)
+    assert no_role.value.code is Code.EXCHANGE_ROLE_MISSING and no_role.value.status == 403
+    assert "Get-Mailbox" in str(no_role.value) and "Exchange Recipient Administrator" in str(no_role.value)
+    assert narrow.value.code is Code.EXCHANGE_ROLE_MISSING and narrow.value.status == 401
+    assert "Get-TransportConfig" in str(narrow.value)
+    assert "View-Only Organization Management" in str(narrow.value)
+    for refused in (no_role.value, narrow.value):
+        assert "\x00" not in str(refused)
+        assert "token" not in str(refused).lower()  # a role problem, never blamed on the token
 
 
 def test_every_error_class_the_service_produces_is_mapped() -> None:
@@ -172,14 +184,14 @@ def test_every_error_class_the_service_produces_is_mapped() -> None:
         sandbox_errors.recipient_not_found("a@b.com"),
         sandbox_errors.ambiguous("alice"),
         sandbox_errors.bad_parameter("bad"),
-        sandbox_errors.access_denied("app", "Add-RecipientPermission", 403),
+        sandbox_errors.not_allowed("Add-RecipientPermission"),
         sandbox_errors.CmdletError(400, "BadRequest", "Ex0F5E2A", "System.Management.Automation.CommandNotFoundException", "x"),
         sandbox_errors.CmdletError(404, "NotFound", "ExA4F2B1", sandbox_errors.ODATA_EXCEPTION, "No permissions were found for the user:x"),
     ]  # fmt: skip
     for error in produced:
         info = parse_error(error.status, json.dumps(error.body()).encode(), {}, "Get-Mailbox")
         assert info.exception_class in HANDLED_CLASSES, info.exception_class
-        assert info.error_id == error.error_id and info.text == error.text
+        assert info.text == error.text
     for cls, code in HANDLED_CLASSES.items():
         translated = translate(ExchangeErrorInfo(status=400, cmdlet="Get-Mailbox", exception_class=cls, text="x"))
         if code is None:
@@ -188,12 +200,55 @@ def test_every_error_class_the_service_produces_is_mapped() -> None:
             assert translated.code is code, cls
     by_status = {
         401: Code.OAUTH_TOKEN_INVALID,
-        403: Code.GRAPH_ACCESS_DENIED,
+        403: Code.EXCHANGE_ROLE_MISSING,  # live: a body of 4,096 NUL bytes for an app without any role
         429: Code.THROTTLED,
         503: Code.SERVER_UNAVAILABLE,
     }
     for status, code in by_status.items():
         assert translate(ExchangeErrorInfo(status=status, cmdlet="Get-Mailbox")).code is code
+
+
+ODATA = "Microsoft.Exchange.Admin.OData.Core.ODataServiceException"
+NOT_FOUND_CLASS = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
+
+
+@pytest.mark.parametrize(
+    ("error", "klass", "text"),
+    [
+        # details with an ErrorId (older samples)
+        (
+            {"code": "NotFound", "message": "Error executing cmdlet",
+             "details": [{"code": "Client", "target": "x@y.com", "message": f"Ex6F9304|{NOT_FOUND_CLASS}|gone"}]},
+            "ManagementObjectNotFoundException", "gone",
+        ),
+        # details with an empty ErrorId (live)
+        (
+            {"code": "BadRequest", "message": "Invalid Operation",
+             "details": [{"code": "Client", "target": "", "message":
+                          "|Microsoft.Exchange.Configuration.Tasks.AmbiguousParameterSetException|Parameter set cannot be resolved"}]},
+            "AmbiguousParameterSetException", "Parameter set cannot be resolved",
+        ),
+        # no details: innererror.internalexception (live)
+        (
+            {"code": "NotFound", "message": "Invalid Operation",
+             "innererror": {"message": "gone", "type": ODATA,
+                            "internalexception": {"message": "object gone", "type": NOT_FOUND_CLASS}}},
+            "ManagementObjectNotFoundException", "object gone",
+        ),
+        # only error.message
+        ({"code": "InternalServerError", "message": "Something broke"}, "", "Something broke"),
+    ],
+)  # fmt: skip
+def test_parse_error_reads_all_three_places(error: dict[str, Any], klass: str, text: str) -> None:
+    info = parse_error(400, json.dumps({"error": error}).encode(), {}, "Get-Mailbox")
+    assert (info.exception_class, info.text) == (klass, text)
+
+
+def test_a_nul_body_never_reaches_a_message() -> None:
+    info = parse_error(403, b"\x00" * 4096, {}, "Get-Mailbox")
+    error = translate(info)
+    assert info.text == "HTTP 403" and "\x00" not in str(error)
+    assert error.code is Code.EXCHANGE_ROLE_MISSING and "Exchange Recipient Administrator" in str(error)
 
 
 async def test_a_429_burst_is_retried_after_retry_after(sandbox: Sandbox) -> None:

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from graph.auth import AppTokenProvider, SignInError
 from graph.graph_client import GRAPH_ERROR_CODES, GraphClient, GraphError, load_sdk, translate_graph_error
-from graph.http import build_http_client
+from graph.http import build_http_client, retry_after_seconds
 from plugin.diagnosis import Code
 from sandbox.runtime import Sandbox
 from tests.graph.fixtures_m365 import graph_stack, m365_settings
@@ -265,3 +265,9 @@ async def test_a_slow_graph_is_a_timeout(sandbox: Sandbox) -> None:
             await graph.run("reading bob", lambda c: c.users.by_user_id("bob@business.com").get())
     assert (caught.value.code, caught.value.status) == (Code.TIMEOUT, None)
     assert caught.value.message == "Microsoft Graph did not answer in time while reading bob"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("30,120", 30.0), ("7", 7.0), ("", 1.0), ("soon", 1.0)])
+def test_retry_after_takes_the_first_of_a_list(value: str, seconds: float) -> None:
+    """Live Graph sends ``Retry-After: 30,120`` (msgraph-sdk-python #1159)."""
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": value})) == seconds

@@ -230,7 +230,7 @@ async def test_unknown_mailbox_or_trustee_changes_nothing(sandbox: Sandbox) -> N
     assert state(sandbox) == before
 
 
-async def test_a_grant_whose_read_back_does_not_show_it_is_failed(sandbox: Sandbox) -> None:
+async def test_a_grant_that_never_shows_is_not_visible_yet_not_failed(sandbox: Sandbox) -> None:
     # Test setup: this sandbox accepts Add-RecipientPermission and silently does nothing.
     handler, allowed = sandbox.exchange.cmdlets.handlers["add-recipientpermission"]
 
@@ -239,10 +239,20 @@ async def test_a_grant_whose_read_back_does_not_show_it_is_failed(sandbox: Sandb
         return Outcome()
 
     sandbox.exchange.cmdlets.handlers["add-recipientpermission"] = (swallow, allowed)
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the read-back's clock: no real waiting in the test
+        waited.append(seconds)
+
+    log = record_cmdlets(sandbox)
     async with exchange_for(sandbox) as exchange:
-        result = await PermissionService(exchange).grant(Right.SEND_AS, "alice@business.com", "admin@business.com")
-    assert result.outcome is ChangeOutcome.FAILED and not result.ok and not result.verified
-    assert "does not show it" in result.detail
+        service = PermissionService(exchange, sleep=sleep, monotonic=lambda: sum(waited))
+        result = await service.grant(Right.SEND_AS, "alice@business.com", "admin@business.com")
+    assert result.outcome is ChangeOutcome.NOT_VISIBLE and result.ok and not result.verified
+    assert "does not show in Exchange yet after 120 s" in result.detail
+    assert sum(waited) == 120.0 and waited[:3] == [0.5, 1.0, 2.0] and max(waited) == 10.0
+    reads = [c for c, _ in log.calls if c == "Get-RecipientPermission"]
+    assert len(reads) == len(waited) + 2  # the check before the change, then one read per wait and a first one
     del handler
 
 
@@ -250,8 +260,8 @@ async def test_a_change_exchange_refuses_is_failed_with_its_code(sandbox: Sandbo
     sandbox.app.entra_roles = {"Global Reader"}  # may read, may not change
     async with exchange_for(sandbox) as exchange:
         result = await PermissionService(exchange).grant(Right.SEND_AS, "alice@business.com", "admin@business.com")
-    assert result.outcome is ChangeOutcome.FAILED and result.code is Code.GRAPH_ACCESS_DENIED
-    assert "isn't assigned to any management roles" in result.detail
+    assert result.outcome is ChangeOutcome.FAILED and result.code is Code.EXCHANGE_ROLE_MISSING
+    assert "Add-RecipientPermission" in result.detail and "Exchange Recipient Administrator" in result.detail
     assert "admin@business.com" not in holders(sandbox, "SendAs", "alice@business.com")
 
 

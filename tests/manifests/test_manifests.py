@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from bot.app import COMMANDS
+from graph.exchange_roles import CMDLET_ROLES, RECOMMENDED, allows
 from plugin.diagnosis import Right
 from sandbox.runtime import Sandbox
 from tests.graph.doctor_support import doctor_for
@@ -91,7 +93,7 @@ async def test_an_app_with_exactly_the_manifests_permissions_can_do_everything(
     app.graph_roles = set(roles["Microsoft Graph"])
     app.exchange_roles = set(roles["Office 365 Exchange Online"])
     app.entra_roles = {ENTRA["entraRole"]["name"]}
-    app.exchange_role_groups = set()
+    app.exchange_role_groups = {ENTRA["exchangeRoleGroup"]["name"]}
     async with doctor_for(sandbox, tmp_path) as (m365, doctor):
         outcomes: dict[str, Any] = {}
         for user in ("alice", "bob", "carol", "erin", "frank", "henry", "ivy", "jack"):
@@ -115,6 +117,26 @@ async def test_an_app_with_exactly_the_manifests_permissions_can_do_everything(
         settings = load_settings(tmp_path / ".env")
         report = await m365.audit.run(directory=await FileDirectorySource(settings.directory.path).load())
         assert report.snapshot.mailboxes > 10
+
+
+def test_the_recommended_roles_cover_every_cmdlet_emaildoctor_calls() -> None:
+    """Every cmdlet named in graph/ has a row in the role table, and the manifest's roles allow it; the README and
+    the role table recommend the same set."""
+    root = Path(__file__).resolve().parents[2]
+    called = {
+        name
+        for path in (root / "graph").glob("*.py")
+        if path.name != "exchange_roles.py"
+        for name in re.findall(r'"((?:Get|Set|Add|Remove)-[A-Z][A-Za-z]+)"', path.read_text())
+    }
+    assert {"Get-Mailbox", "Get-TransportConfig", "Add-RecipientPermission"} <= called
+    roles = {ENTRA["entraRole"]["name"], ENTRA["exchangeRoleGroup"]["name"]}
+    assert set(RECOMMENDED) == roles
+    for cmdlet in sorted(called):
+        assert cmdlet in CMDLET_ROLES, f"{cmdlet}: add its row to graph/exchange_roles.py"
+        assert allows(roles, cmdlet), cmdlet
+    readme = " ".join((root / "README.md").read_text().split())
+    assert all(role in readme for role in roles)
 
 
 @pytest.mark.parametrize("missing", ["Mail.Send", "User.Read.All"])

@@ -17,6 +17,19 @@ REAL_REPLIES: list[tuple[str, Stage, str, Code]] = [
     (
         "exo",
         Stage.AUTH,
+        "451 5.7.3 STARTTLS is required to send mail [SG2PR02CA0073.apcprd02.prod.outlook.com 2024-07-24T03:43:18.298Z 08DCAB6EB788477A]",
+        Code.TLS_MODE_MISMATCH,
+    ),
+    (
+        "exo",
+        Stage.MAIL,
+        "451 5.7.3 STARTTLS is required to send mail [SG2PR02CA0073.apcprd02.prod.outlook.com]",
+        Code.TLS_MODE_MISMATCH,
+    ),
+    ("exo", Stage.TLS, "454 4.7.0 TLS not available due to local problem", Code.TLS_FAILED),
+    (
+        "exo",
+        Stage.AUTH,
         "535 5.7.3 Authentication unsuccessful [BN0PR04CA0001.namprd04.prod.outlook.com]",
         Code.AUTH_FAILED,
     ),

@@ -41,7 +41,12 @@ async def test_audit_of_ten_thousand_mailboxes(sandbox_factory: SandboxFactory) 
 
         async def batch(addresses: list[str]) -> None:
             requests = [
-                {"id": str(i), "method": "POST", "url": invoke, "body": cmdlet("Get-MailboxPermission", Identity=a)}
+                {
+                    "id": str(i),
+                    "method": "POST",
+                    "url": invoke,
+                    "body": cmdlet("Get-MailboxPermission", Identity=a, IncludeUnresolvedPermissions=True),
+                }
                 for i, a in enumerate(addresses)
             ]
             async with gate:

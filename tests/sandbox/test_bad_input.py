@@ -103,7 +103,8 @@ async def test_exchange_rejects_bad_requests_cleanly(sandbox: Sandbox, body: Any
         kwargs: dict[str, Any] = {"content": body} if isinstance(body, bytes) else {"json": body}
         response = await client.post(url, headers=bearer(sandbox.app_token("exchange")), **kwargs)
     assert 400 <= response.status_code < 500, response.text
-    assert response.json()["error"]["details"][0]["message"].count("|") == 2
+    internal = response.json()["error"]["innererror"]["internalexception"]
+    assert internal["type"] and internal["message"]
 
 
 @pytest.mark.parametrize(
