@@ -26,6 +26,7 @@ from aiohttp import web
 
 from sandbox.exchange_cmdlets import Cmdlets
 from sandbox.exchange_errors import CmdletError, access_denied
+from sandbox.exchange_groups import register_group_cmdlets
 from sandbox.faults import FaultBook
 from sandbox.http import fault_middleware
 from sandbox.state import Tenant
@@ -106,6 +107,7 @@ class ExchangeService:
 
     def __post_init__(self) -> None:
         self.cmdlets = Cmdlets(self.tenant)
+        register_group_cmdlets(self.cmdlets)
 
     def build_app(self) -> web.Application:
         app = web.Application(
