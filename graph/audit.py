@@ -23,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses
+from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses, planned_groups
 from graph.audit_trustees import TrusteeFacts, UserSource
 
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
+from graph.groups import GroupMembers
 from graph.permissions import mailbox_permission_grant, recipient_permission_grant
 from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
 from plugin.clock import Clock
@@ -89,8 +90,15 @@ class TenantAudit:
         """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
         snapshot = await self.snapshot()
         canonical = await self._canonical(planned_addresses(directory)) if directory is not None else {}
-        found = findings(snapshot, directory, canonical)
+        memberships = await self._memberships(snapshot, canonical)
+        found = findings(snapshot, directory, canonical, memberships)
         return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=found)
+
+    async def _memberships(self, snapshot: Snapshot, canonical: Mapping[str, str]) -> dict[str, frozenset[str]]:
+        """The members of the groups that hold a send right on a mailbox the directory sends from, each group (and
+        each group nested in it) read once: O(groups) requests, whatever the number of members or mailboxes."""
+        groups = planned_groups(snapshot, {a.casefold() for a in canonical.values()})
+        return await GroupMembers(self._exchange).transitive(sorted(groups)) if groups else {}
 
     async def _canonical(self, addresses: set[str]) -> dict[str, str]:
         """The primary SMTP address of every mailbox the directory names (one ``$batch`` per 10), so a directory

@@ -18,7 +18,7 @@ level, so a tenant-wide job costs O(groups) requests, never O(members × mailbox
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -193,8 +193,3 @@ async def who_including_groups(
         held = await rights.who(address, include_full_access=include_full_access)
         found.extend(dataclasses.replace(g, via_group=name or address) for g in held)
     return sorted(found)
-
-
-def member_holds(grant: Grant, principal: str, memberships: Mapping[str, frozenset[str]]) -> bool:
-    """Whether ``principal`` (a case-folded address) is a member of the group that ``grant`` names."""
-    return principal in memberships.get(grant.trustee.casefold(), frozenset())
