@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from plugin.catalogue import Facts, diagnose
 from plugin.classify import Stage
-from plugin.diagnosis import Code, Diagnosis, FixAction
+from plugin.diagnosis import Code, Diagnosis, FixAction, Right
 from plugin.directory import DirectorySource, Transport
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError
 from plugin.interfaces import GraphSendResult, MailboxKind, Microsoft365
@@ -145,6 +145,9 @@ class Doctor:
             return Report(query, True, test_id, plan, all_checks, None, smtp, graph)
         right_check = next(c for c in all_checks if c.name == "right")
         pending = code is Code.SEND_AS_DENIED and right_check.ok is True
+        if pending and plan.transport is Transport.SMTP and plan.required_right is Right.SEND_ON_BEHALF:
+            # Held, and SMTP still refuses: SMTP submission may never honour it, so "wait" would be wrong advice.
+            code, pending = Code.SEND_ON_BEHALF_NOT_HONOURED, False
         diagnosis = await self._combine(plan, code or Code.UNKNOWN, smtp, graph, all_checks, pending)
         return Report(query, False, test_id, plan, all_checks, diagnosis, smtp, graph, pending)
 
@@ -302,7 +305,15 @@ class Doctor:
         failed_checks = tuple(f"Check {c.name}: {c.detail}" for c in checks if c.ok is False and c.name != "test_send")
         if code is Code.OAUTH_TOKEN_INVALID and self._m365 is not None and plan.sign_in is SignIn.OAUTH_APP:
             failed_checks += await self._m365.explain_token(for_smtp=plan.transport is Transport.SMTP)
-        if smtp is not None and smtp.diagnosis is not None and not pending:
+        right_ok = next((c.ok for c in checks if c.name == "right"), None)
+        sender_checked = plan.sender is not None and right_ok is False  # the probe could not know; we do
+        if (
+            smtp is not None
+            and smtp.diagnosis is not None
+            and not pending
+            and smtp.diagnosis.code is code
+            and not sender_checked
+        ):
             # The probe's diagnosis already names the server's specifics (which switch, which mechanism).
             return dataclasses.replace(smtp.diagnosis, evidence=smtp.diagnosis.evidence + failed_checks)
         evidence = [*(smtp.diagnosis.evidence if smtp and smtp.diagnosis else ()), *(graph.evidence if graph else ())]
