@@ -3,16 +3,27 @@ groups, Send on Behalf granted to a group read back, and what the sandbox answer
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from graph.audit import TenantAudit
+from graph.audit_findings import FindingKind
 from graph.groups import GroupMembers, who_including_groups
 from graph.permissions import PermissionService
 from graph.permissions_model import ChangeOutcome, TrusteeKind
 from plugin.diagnosis import Right
+from plugin.directory import Directory, raw_directory
+from sandbox.bulk import build_large_tenant
 from sandbox.rights import Trustee
 from sandbox.runtime import Sandbox
-from sandbox.state import Group
+from sandbox.state import Group, Tenant, User
+from sandbox.testing import SandboxFactory, manual_clock
 from tests.graph.fixtures_exchange import exchange_for, record_cmdlets
+from tests.graph.test_audit import users_for
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 ADMIN, KIM, ALICE, BOB, CAROL = (f"{n}@business.com" for n in ("admin", "kim", "alice", "bob", "carol"))
 SENDERS, OPERATORS = "mail-senders@business.com", "mail-operators@business.com"
@@ -109,3 +120,48 @@ async def test_group_cmdlets_answer_like_exchange(sandbox: Sandbox, cmdlet: str)
         assert [(r["PrimarySmtpAddress"], r["RecipientType"]) for r in result.rows] == [
             (OPERATORS, "MailUniversalSecurityGroup")
         ]
+
+
+def mailbox(tenant: Tenant, address: str) -> User:
+    found = tenant.user_by_address(address)
+    assert found is not None
+    return found
+
+
+def directory_sending_from(tenant: Tenant, mailboxes: list[str]) -> Directory:
+    """The example directory plus one employee per mailbox, each sending through the system's admin@ account."""
+    data = yaml.safe_load((EXAMPLES / "directory.yaml").read_text(encoding="utf-8"))
+    data["employees"] += [{"name": f"Employee {i}", "login": f"e{i:05d}", "email": m} for i, m in enumerate(mailboxes)]
+    return raw_directory(data, "directory.yaml with bulk employees")
+
+
+async def test_audit_predictions_read_each_group_once_not_per_member_or_mailbox(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    tenant = build_large_tenant(3000, seed=5, clock=manual_clock())
+    admin = tenant.user(ADMIN)
+    assert admin is not None
+    group_held = sorted(
+        {
+            tenant.users[g.mailbox_id].upn
+            for g in tenant.rights.records()
+            if g.trustee.kind == "group" and g.right == "SendAs"
+        }
+    )
+    directory = directory_sending_from(tenant, group_held)
+    async with (
+        sandbox_factory(tenant) as sandbox,
+        exchange_for(sandbox) as exchange,
+        users_for(sandbox, exchange) as users,
+    ):
+        log = record_cmdlets(sandbox)
+        report = await TenantAudit(exchange, users).run(directory=directory)
+    predicted = {f.mailbox for f in report.findings if f.kind is FindingKind.PREDICTED_SEND_FAILURE}
+    # the sandbox's own answer: what admin@ may send as, directly or through nested groups
+    allowed = {m for m in group_held if tenant.user_may("SendAs", admin, mailbox(tenant, m))}
+    assert allowed and set(group_held) - allowed  # some through groups, some not: both kinds are predicted right
+    assert predicted & set(group_held) == set(group_held) - allowed
+    reads = [str(p["Identity"]).casefold() for name, p in log.calls if name == "Get-DistributionGroupMember"]
+    assert len(reads) == len(set(reads)) <= len(tenant.groups)  # each group once, nested ones included
+    members = sum(len(g.members) for g in tenant.groups.values())
+    assert len(reads) < len(group_held) < members * len(group_held)
