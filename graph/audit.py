@@ -85,6 +85,8 @@ class TenantAudit:
         self._include_system = include_system
         self._lookup_limit = directory_lookup_limit
         self.stats: AuditStats | None = None
+        self.groups_read = 0
+        """Groups whose members the last run read (``Get-DistributionGroupMember``), nested ones included."""
 
     async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
         """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
@@ -98,7 +100,10 @@ class TenantAudit:
         """The members of the groups that hold a send right on a mailbox the directory sends from, each group (and
         each group nested in it) read once: O(groups) requests, whatever the number of members or mailboxes."""
         groups = planned_groups(snapshot, {a.casefold() for a in canonical.values()})
-        return await GroupMembers(self._exchange).transitive(sorted(groups)) if groups else {}
+        members = GroupMembers(self._exchange)
+        expanded = await members.transitive(sorted(groups)) if groups else {}
+        self.groups_read = members.groups_read
+        return expanded
 
     async def _canonical(self, addresses: set[str]) -> dict[str, str]:
         """The primary SMTP address of every mailbox the directory names (one ``$batch`` per 10), so a directory
