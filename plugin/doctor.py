@@ -202,14 +202,9 @@ class Doctor:
         if self._m365 is None:
             return Check("right", None, NOT_CONFIGURED)
         holding = await self._m365.rights.holds(plan.required_right, plan.from_addr, plan.principal)
-        if holding.held and holding.via_group:
-            return Check(
-                "right",
-                True,
-                f"{plan.principal} holds {words} on {plan.from_addr} through the group {holding.via_group}",
-            )
+        via = f" through the group {holding.via_group}" if holding.via_group else ""
         if holding.held:
-            return Check("right", True, f"{plan.principal} holds {words} on {plan.from_addr}")
+            return Check("right", True, f"{plan.principal} holds {words} on {plan.from_addr}{via}")
         return Check("right", False, f"{plan.principal} does not hold {words} on {plan.from_addr}")
 
     async def _server_tls(self, plan: SendPlan, test_id: str) -> Check:
