@@ -3,6 +3,7 @@ groups, Send on Behalf granted to a group read back, and what the sandbox answer
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,9 @@ import yaml
 
 from graph.audit import TenantAudit
 from graph.audit_findings import FindingKind
-from graph.groups import GroupMembers, who_including_groups
+from graph.groups import GroupMembers, holding_group, who_including_groups
 from graph.permissions import PermissionService
-from graph.permissions_model import ChangeOutcome, TrusteeKind
+from graph.permissions_model import ChangeOutcome, Grant, TrusteeKind
 from plugin.diagnosis import Right
 from plugin.directory import Directory, raw_directory
 from sandbox.bulk import build_large_tenant
@@ -165,3 +166,34 @@ async def test_audit_predictions_read_each_group_once_not_per_member_or_mailbox(
     assert len(reads) == len(set(reads)) <= len(tenant.groups)  # each group once, nested ones included
     members = sum(len(g.members) for g in tenant.groups.values())
     assert len(reads) < len(group_held) < members * len(group_held)
+
+
+async def test_a_deny_for_the_member_or_its_group_wins_over_the_group_allow(sandbox: Sandbox) -> None:
+    allow = Grant(Right.SEND_AS, KIM, "Mail Senders", TrusteeKind.GROUP)
+    cases = {
+        "group allow": ([allow], "Mail Senders"),
+        "member denied": ([allow, Grant(Right.SEND_AS, KIM, ADMIN, deny=True)], None),
+        "group denied": ([Grant(Right.SEND_AS, KIM, "Mail Senders", TrusteeKind.GROUP, deny=True)], None),
+        "other right": ([Grant(Right.FULL_ACCESS, KIM, "Mail Senders", TrusteeKind.GROUP)], None),
+    }
+    async with exchange_for(sandbox) as exchange:
+        members = GroupMembers(exchange)
+        found = {
+            name: await holding_group(members, grants, Right.SEND_AS, ADMIN) for name, (grants, _) in cases.items()
+        }
+    assert found == {name: expected for name, (_, expected) in cases.items()}
+
+
+async def test_groups_that_contain_each_other_end_the_search(sandbox: Sandbox) -> None:
+    first = add_group(sandbox, "Ring One", BOB)
+    second = add_group(sandbox, "Ring Two", "ring-one@business.com")
+    first.members.add(second.id)  # a cycle: One ⊃ Two ⊃ One
+    bob, carol = sandbox.tenant.user(BOB), sandbox.tenant.user(CAROL)
+    assert bob is not None and carol is not None
+    assert set(sandbox.tenant.member_of(bob.id)) == {first.id, second.id}
+    async with exchange_for(sandbox) as exchange:
+        members = GroupMembers(exchange)
+        everyone = await asyncio.wait_for(members.transitive(["Ring Two"]), 10)
+        outsider = await asyncio.wait_for(members.path("Ring Two", await members.keys_of(CAROL)), 10)
+    assert BOB in everyone["ring two"] and outsider is None
+    assert members.groups_read == 2
