@@ -18,12 +18,12 @@ level, so a tenant-wide job costs O(groups) requests, never O(members × mailbox
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from graph.exchange import Command, ExchangeAdmin, Row
-from graph.permissions_model import Grant, TrusteeKind
+from graph.permissions_model import Grant, MailboxRights, TrusteeKind
 from plugin.diagnosis import Right
 from plugin.errors import NotFoundError
 
@@ -154,6 +154,17 @@ class GroupMembers:
         groups = await self.security_groups()
         await self.expand(groups)
         return {address: name for address, name in groups.items() if await self.path(address, keys) is not None}
+
+
+async def group_holding(
+    show: Callable[[str], Awaitable[MailboxRights]], members: GroupMembers, right: Right, mailbox: str, trustee: str
+) -> str | None:
+    """The group through which ``trustee`` holds ``right`` on ``mailbox``: every holder from one ``show`` (the
+    ``$batch`` of ``PermissionService.show``), and only when a group is among them, the groups expanded."""
+    holders = (await show(mailbox)).grants
+    if not any(g.right is right and g.trustee_kind is TrusteeKind.GROUP for g in holders):
+        return None
+    return await holding_group(members, holders, right, trustee)
 
 
 async def holding_group(members: GroupMembers, grants: Iterable[Grant], right: Right, trustee: str) -> str | None:

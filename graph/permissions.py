@@ -23,7 +23,7 @@ from typing import Any
 
 from graph.exchange import Command, ExchangeAdmin, Row, hashtable
 from graph.exchange_errors import ExchangeNotFoundError, is_no_permissions
-from graph.groups import GroupMembers, holding_group
+from graph.groups import GroupMembers, group_holding
 from graph.permissions_model import (
     GUID,
     SELF,
@@ -82,15 +82,8 @@ class PermissionService:
         mailbox = check_mailbox(mailbox)
         trustee = check_trustee(trustee, allow_sid=True)
         held = await self._holds(right, mailbox, trustee)
-        via = None if held else await self._holding_group(right, mailbox, trustee)
+        via = None if held else await group_holding(self.show, GroupMembers(self._exchange), right, mailbox, trustee)
         return RightHolding(right=right, mailbox=mailbox, trustee=trustee, held=held or via is not None, via_group=via)
-
-    async def _holding_group(self, right: Right, mailbox: str, trustee: str) -> str | None:
-        """Every holder of ``right`` on ``mailbox`` (one :meth:`show`), and the groups among them expanded."""
-        holders = (await self.show(mailbox)).grants
-        if not any(g.right is right and g.trustee_kind is TrusteeKind.GROUP for g in holders):
-            return None
-        return await holding_group(GroupMembers(self._exchange), holders, right, trustee)
 
     async def _holds(self, right: Right, mailbox: str, trustee: str) -> bool:
         if right is Right.SEND_AS:
