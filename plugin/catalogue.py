@@ -403,13 +403,15 @@ def _wait_words(minutes: float | None) -> str:
     return f"about {minutes:.0f} minutes" if minutes != 1 else "about a minute"
 
 
+def _grant_command(right: Right, facts: Facts) -> str:
+    if facts.principal and facts.from_addr:
+        return FixAction(right, facts.from_addr, facts.principal).command()
+    return "emaildoctor grant SendAs --mailbox <from> --trustee <principal>"
+
+
 def _words(facts: Facts) -> _Words:
     right = RIGHT_WORDS[facts.right] if facts.right else "Send As"
-    grant = (
-        FixAction(facts.right or Right.SEND_AS, facts.from_addr, facts.principal).command()
-        if facts.principal and facts.from_addr
-        else "emaildoctor grant SendAs --mailbox <from> --trustee <principal>"
-    )
+    grant = _grant_command(facts.right or Right.SEND_AS, facts)
     return _Words(
         principal=facts.principal or "the account that signs in",
         from_addr=facts.from_addr or "the From address",
@@ -424,9 +426,7 @@ def _words(facts: Facts) -> _Words:
         server_source=facts.server_source or "the outgoing mail server settings",
         detail=facts.detail or "",
         grant_command=grant,
-        send_as_command=FixAction(Right.SEND_AS, facts.from_addr, facts.principal).command()
-        if facts.principal and facts.from_addr
-        else "emaildoctor grant SendAs --mailbox <from> --trustee <principal>",
+        send_as_command=_grant_command(Right.SEND_AS, facts),
         wait=_wait_words(facts.wait_minutes),
     )
 
