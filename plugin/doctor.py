@@ -3,7 +3,9 @@
 Resolve the send plan; run the independent checks concurrently (user and mailbox exist, email on record,
 SMTP AUTH switches, the needed right, server reachable with TLS); run the real test send on the plan's
 transport; combine the evidence into one diagnosis. A Send As denial while Exchange's directory already
-shows the right is a fresh grant still propagating, reported as such rather than as denied.
+shows the right is a fresh grant still propagating, reported as such rather than as denied, except for Send on
+Behalf over SMTP, which SMTP submission may never honour (``send_on_behalf_not_honoured``). A right held through a
+(nested) group counts, and the wording names the group.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Check:
     ok: bool | None
     """None when the check does not apply or could not be made."""
     detail: str
+    via_group: str | None = field(default=None, compare=False)
+    """The right check only: the group through which the right is held."""
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
@@ -204,7 +208,7 @@ class Doctor:
         holding = await self._m365.rights.holds(plan.required_right, plan.from_addr, plan.principal)
         via = f" through the group {holding.via_group}" if holding.via_group else ""
         if holding.held:
-            return Check("right", True, f"{plan.principal} holds {words} on {plan.from_addr}{via}")
+            return Check("right", True, f"{plan.principal} holds {words} on {plan.from_addr}{via}", holding.via_group)
         return Check("right", False, f"{plan.principal} does not hold {words} on {plan.from_addr}")
 
     async def _server_tls(self, plan: SendPlan, test_id: str) -> Check:
@@ -300,7 +304,8 @@ class Doctor:
         failed_checks = tuple(f"Check {c.name}: {c.detail}" for c in checks if c.ok is False and c.name != "test_send")
         if code is Code.OAUTH_TOKEN_INVALID and self._m365 is not None and plan.sign_in is SignIn.OAUTH_APP:
             failed_checks += await self._m365.explain_token(for_smtp=plan.transport is Transport.SMTP)
-        right_ok = next((c.ok for c in checks if c.name == "right"), None)
+        right = next((c for c in checks if c.name == "right"), None)
+        right_ok = right.ok if right else None
         sender_checked = plan.sender is not None and right_ok is False  # the probe could not know; we do
         if (
             smtp is not None
@@ -326,7 +331,7 @@ class Doctor:
             user=plan.user.name,
             mechanism=smtp.mechanism if smtp else None,
             server_source=plan.server_source,
-            detail=_graph_clause(code, graph),
+            detail=_graph_clause(code, graph) or _via_clause(code, pending, right),
             wait_minutes=self._settings.m365.propagation_minutes,
         )
         fix = None
@@ -339,6 +344,12 @@ class Doctor:
 
     def _all_secrets(self, password: SecretStr | None) -> list[str]:
         return [*self._secrets, password.get_secret_value()] if password is not None else list(self._secrets)
+
+
+def _via_clause(code: Code, pending: bool, right: Check | None) -> str:
+    """' through the group X' for the wordings that say the right is held (waiting, not honoured over SMTP)."""
+    held_wording = pending or code is Code.SEND_ON_BEHALF_NOT_HONOURED
+    return f" through the group {right.via_group}" if held_wording and right and right.via_group else ""
 
 
 def _graph_clause(code: Code, graph: GraphSendResult | None) -> str:

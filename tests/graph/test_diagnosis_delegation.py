@@ -7,6 +7,7 @@ from pathlib import Path
 
 from plugin.diagnosis import Code, Right
 from sandbox.runtime import Sandbox
+from sandbox.testing import SandboxFactory
 from tests.graph.doctor_support import doctor_for
 
 FRANK_OVER_SMTP = {  # admin@ holds Send on Behalf on frank@ in the example tenant, all along
@@ -68,3 +69,24 @@ async def test_send_on_behalf_missing_over_smtp_says_it_is_missing(sandbox: Sand
     assert diagnosis is not None and diagnosis.code is Code.SEND_AS_DENIED and not report.pending
     assert "admin@business.com does not hold Send on Behalf on alice@business.com" in diagnosis.cause
     assert diagnosis.fix_action is not None and diagnosis.fix_action.right is Right.SEND_ON_BEHALF
+
+
+async def test_a_fresh_grant_to_a_group_waits_names_the_group_then_passes(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    async with (
+        sandbox_factory(propagation_delay_seconds=600) as sandbox,
+        doctor_for(sandbox, tmp_path) as (m365, doctor),
+    ):
+        granted = await m365.permissions.grant("SendAs", "alice@business.com", "mail-senders@business.com")
+        assert granted.ok and granted.verified
+        waiting = await doctor.diagnose("alice")
+        assert waiting.pending and waiting.diagnosis is not None and waiting.diagnosis.fix_action is None
+        assert (
+            "admin@business.com already holds Send As on alice@business.com's mailbox through the group Mail Senders"
+            in waiting.diagnosis.cause
+        )
+        sandbox.advance(601)
+        passed = await doctor.diagnose("alice")
+    assert passed.ok
+    assert "through the group Mail Senders" in next(c.detail for c in passed.checks if c.name == "right")
