@@ -9,7 +9,9 @@ sandbox's Exchange throttling at its defaults (10 requests in flight per tenant,
 refilled over 5 minutes, ``$batch`` of at most 10). The client is the product as ``graph.services.M365Services``
 assembles it from settings: msal sign-in, msgraph-sdk for the directory, httpx for the Exchange admin API.
 
-* **audit**: ``TenantAudit.run`` with the example directory (snapshot, diff, findings), timed; its memory is
+* **audit**: ``TenantAudit.run`` (snapshot, diff, findings), timed, with the example directory plus one employee
+  per mailbox that a group (nested groups included) holds a right on, signing in as admin@ (a member of some of
+  those groups), so the predictions expand groups at scale; its memory is
   measured in a second, identical run under ``tracemalloc`` (peak of Python allocations in the client), because
   tracing slows the run down.
 * **loop**: what the popular PowerShell report scripts do: list the mailboxes, then for each one, sequentially,
@@ -41,10 +43,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import yaml  # noqa: E402
+
 from graph.audit import AuditProgress, TenantAudit  # noqa: E402
+from graph.audit_findings import FindingKind  # noqa: E402
 from graph.exchange import ExchangeAdmin  # noqa: E402
 from graph.services import M365Services  # noqa: E402
-from plugin.directory_files import load_directory  # noqa: E402
+from plugin.directory import Directory, raw_directory  # noqa: E402
 from plugin.settings import load_settings  # noqa: E402
 
 
@@ -65,7 +70,17 @@ async def _sandbox_main(size: int, latency_ms: float, behaviour: dict[str, Any],
         faults.set(service, latency_ms=latency_ms)
     with tempfile.TemporaryDirectory(prefix="emaildoctor-bench-") as workdir:
         async with Sandbox.running(tenant, workdir=Path(workdir), faults=faults) as sandbox:
-            conn.send({"env": sandbox.settings_env(), "mailboxes": len(tenant.mailboxes())})
+            group_held = sorted(
+                {tenant.users[g.mailbox_id].upn for g in tenant.rights.records() if g.trustee.kind == "group"}
+            )
+            conn.send(
+                {
+                    "env": sandbox.settings_env(),
+                    "mailboxes": len(tenant.mailboxes()),
+                    "groups": len(tenant.groups),
+                    "group_held": group_held,
+                }
+            )
             await asyncio.to_thread(conn.recv)  # until the bench says stop
 
 
@@ -81,11 +96,23 @@ class Run:
     sampled: int | None = None
     phases: dict[str, float] = field(default_factory=dict)
     grants: int | None = None
+    groups: int | None = None
+    employees: int | None = None
+    groups_read: int | None = None
+    predicted: int | None = None
 
 
 # --- the two ways of reading every right ---------------------------------------------------------------------------
-async def run_audit(services: M365Services, traced: bool) -> Run:
-    directory = load_directory(ROOT / "examples" / "directory.yaml")
+def directory_with(mailboxes: list[str]) -> Directory:
+    """The example directory plus one employee per mailbox that a group holds a right on, each sending through the
+    system's admin@ account: the predictions then have to expand (nested) groups for every one of them."""
+    data = yaml.safe_load((ROOT / "examples" / "directory.yaml").read_text(encoding="utf-8"))
+    data["employees"] += [{"name": f"Employee {i}", "login": f"e{i:05d}", "email": m} for i, m in enumerate(mailboxes)]
+    return raw_directory(data, "examples/directory.yaml + bulk employees")
+
+
+async def run_audit(services: M365Services, traced: bool, group_held: list[str]) -> Run:
+    directory = directory_with(group_held)
     marks: dict[str, float] = {}
     started = time.monotonic()
 
@@ -116,6 +143,9 @@ async def run_audit(services: M365Services, traced: bool) -> Run:
         peak_mib=peak,
         phases={name: round(end - marks[name], 2) for name, end in zip(order, ends, strict=False)},
         grants=len(report.snapshot.grants),
+        employees=len(directory.employees),
+        groups_read=audit.groups_read,
+        predicted=sum(1 for f in report.findings if f.kind is FindingKind.PREDICTED_SEND_FAILURE),
     )
 
 
@@ -171,10 +201,11 @@ async def bench_size(
         settings = load_settings(overrides=_settings_overrides(env))
         results: list[Run] = []
         async with M365Services(settings.m365) as services:
-            audit = await run_audit(services, traced=False)
+            audit = await run_audit(services, traced=False, group_held=started["group_held"])
+            audit.groups = started["groups"]
             _say(audit)
             results.append(audit)
-            traced = await run_audit(services, traced=True)
+            traced = await run_audit(services, traced=True, group_held=started["group_held"])
             audit.peak_mib = traced.peak_mib
             print(f"  audit under tracemalloc: peak {traced.peak_mib:.1f} MiB", flush=True)
             if not skip_loop:
@@ -201,6 +232,11 @@ def _settings_overrides(env: dict[str, str]) -> dict[str, Any]:
 def _say(run: Run) -> None:
     extra = f", sampled {run.sampled}" if run.sampled else ""
     phases = f", phases {run.phases}" if run.phases else ""
+    if run.groups is not None:
+        phases += (
+            f", {run.groups} groups in the tenant, {run.groups_read} read for {run.employees} employees' "
+            f"predictions ({run.predicted} predicted failures)"
+        )
     print(
         f"  {run.what}: {run.mailboxes} mailboxes, {run.calls} requests, {run.seconds:.1f} s, "
         f"{run.retries} retries{extra}{phases}",
@@ -260,7 +296,11 @@ def markdown(results: dict[int, list[Run]], latency_ms: float, info: dict[str, s
     lines += ["", "Audit phases (seconds from the start of each phase to the start of the next):", ""]
     for runs in results.values():
         audit = next(r for r in runs if r.what == "audit")
-        lines.append(f"- {audit.mailboxes:,} mailboxes ({audit.grants:,} grants): {audit.phases}")
+        lines.append(
+            f"- {audit.mailboxes:,} mailboxes ({audit.grants:,} grants; {audit.groups} groups, "
+            f"{audit.groups_read} of them read once each for {audit.employees:,} employees' predictions): "
+            f"{audit.phases}"
+        )
     lines += [
         "",
         f"Peak RSS of the client process over the whole run: {rss_mib:.0f} MiB (msal, msgraph-sdk and httpx "

@@ -23,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses
+from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses, planned_groups
 from graph.audit_trustees import TrusteeFacts, UserSource
 
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
+from graph.groups import GroupMembers
 from graph.permissions import full_access_command, mailbox_permission_grant, recipient_permission_grant
 from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
 from plugin.clock import Clock
@@ -84,13 +85,25 @@ class TenantAudit:
         self._include_system = include_system
         self._lookup_limit = directory_lookup_limit
         self.stats: AuditStats | None = None
+        self.groups_read = 0
+        """Groups whose members the last run read (``Get-DistributionGroupMember``), nested ones included."""
 
     async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
         """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
         snapshot = await self.snapshot()
         canonical = await self._canonical(planned_addresses(directory)) if directory is not None else {}
-        found = findings(snapshot, directory, canonical)
+        memberships = await self._memberships(snapshot, canonical)
+        found = findings(snapshot, directory, canonical, memberships)
         return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=found)
+
+    async def _memberships(self, snapshot: Snapshot, canonical: Mapping[str, str]) -> dict[str, frozenset[str]]:
+        """The members of the groups that hold a send right on a mailbox the directory sends from, each group (and
+        each group nested in it) read once: O(groups) requests, whatever the number of members or mailboxes."""
+        groups = planned_groups(snapshot, {a.casefold() for a in canonical.values()})
+        members = GroupMembers(self._exchange)
+        expanded = await members.transitive(sorted(groups)) if groups else {}
+        self.groups_read = members.groups_read
+        return expanded
 
     async def _canonical(self, addresses: set[str]) -> dict[str, str]:
         """The primary SMTP address of every mailbox the directory names (one ``$batch`` per 10), so a directory

@@ -148,20 +148,25 @@ class AuditReport:
 
 
 def findings(
-    snapshot: Snapshot, directory: Directory | None = None, canonical: Mapping[str, str] | None = None
+    snapshot: Snapshot,
+    directory: Directory | None = None,
+    canonical: Mapping[str, str] | None = None,
+    memberships: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[Finding, ...]:
     """Risky grants (disabled, deleted-SID and external trustees) and, with the application's ``directory``, every
     user whose configured sending needs a right the snapshot lacks, plus FullAccess held without that right.
 
     ``canonical`` maps addresses (case-folded) to the primary SMTP address Exchange prints in the snapshot, for
-    directories that name a mailbox or a sign-in by its UPN or another alias."""
+    directories that name a mailbox or a sign-in by its UPN or another alias. ``memberships`` maps a group's label
+    (case-folded) to the keys of all its members, nested groups included (:meth:`graph.groups.GroupMembers.transitive`):
+    a principal in a group that holds the right is not predicted to fail."""
     found: list[Finding] = [
         _risky(grant, RISKY_KINDS[grant.trustee_kind])
         for grant in snapshot.grants
         if grant.trustee_kind in RISKY_KINDS and not grant.deny
     ]
     if directory is not None:
-        found.extend(_directory_findings(snapshot.grants, directory, canonical or {}))
+        found.extend(_directory_findings(snapshot.grants, directory, canonical or {}, memberships or {}))
     return tuple(sorted(found, key=lambda f: (f.kind, f.mailbox.casefold(), f.trustee.casefold(), f.right)))
 
 
@@ -195,8 +200,23 @@ def planned_addresses(directory: Directory) -> set[str]:
     return found
 
 
-def _directory_findings(grants: Iterable[Grant], directory: Directory, canonical: Mapping[str, str]) -> list[Finding]:
-    """Every employee whose send plan needs a right the principal does not hold (directly, without a deny)."""
+def planned_groups(snapshot: Snapshot, planned: set[str]) -> set[str]:
+    """The groups holding a send right on a mailbox the directory sends from: the only ones predictions expand."""
+    return {
+        g.trustee
+        for g in snapshot.grants
+        if g.trustee_kind is TrusteeKind.GROUP and g.right in SEND_RIGHTS and g.mailbox.casefold() in planned
+    }
+
+
+def _directory_findings(
+    grants: Iterable[Grant],
+    directory: Directory,
+    canonical: Mapping[str, str],
+    memberships: Mapping[str, frozenset[str]],
+) -> list[Finding]:
+    """Every employee whose send plan needs a right the principal does not hold, directly or through a group
+    (without a deny)."""
     by_mailbox: dict[str, list[Grant]] = {}
     for grant in grants:
         by_mailbox.setdefault(grant.mailbox.casefold(), []).append(grant)
@@ -215,14 +235,24 @@ def _directory_findings(grants: Iterable[Grant], directory: Directory, canonical
     for (right, mailbox_key, principal_key), logins in sorted(needs.items()):
         on_mailbox = by_mailbox.get(mailbox_key, [])
         mine = [g for g in on_mailbox if same_address(g.trustee, principal_key)]
-        if any(g.right is right and not g.deny for g in mine) and not any(g.right is right and g.deny for g in mine):
+        through_group = any(
+            g.right is right and not g.deny and principal_key in memberships.get(g.trustee.casefold(), ())
+            for g in on_mailbox
+            if g.trustee_kind is TrusteeKind.GROUP
+        )
+        held = any(g.right is right and not g.deny for g in mine) or through_group
+        if held and not any(g.right is right and g.deny for g in mine):
             continue
         mailbox = on_mailbox[0].mailbox if on_mailbox else mailbox_key
         principal = mine[0].trustee if mine else principal_key
         fix = FixAction(right=right, mailbox=mailbox, trustee=principal)
         users = tuple(logins)
         words = RIGHT_WORDS[right]
-        groups = sorted({g.trustee for g in on_mailbox if g.right is right and g.trustee_kind is TrusteeKind.GROUP})
+        groups = sorted(
+            g.trustee
+            for g in on_mailbox
+            if g.right is right and g.trustee_kind is TrusteeKind.GROUP and g.trustee.casefold() not in memberships
+        )
         unless = f" (unless {principal} is a member of {', '.join(groups)}, which hold {words} there)" if groups else ""
         found.append(
             Finding(

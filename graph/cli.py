@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from graph.cli_signin import add_option, microsoft365
+from graph.groups import GroupMembers, who_including_groups
 from graph.permissions_model import Grant, MailboxRights
 from graph.services import M365Services
 from plugin.directory_files import FileDirectorySource
@@ -35,7 +36,8 @@ exit status: 0 the test passed, 1 it failed (the diagnosis says why), 2 bad argu
 PERMS_DESCRIPTION = """\
 Who holds Send As, Send on Behalf and Full Access on a mailbox (NT AUTHORITY\\SELF left out; inherited,
 group, disabled, external and orphaned trustees marked), or with --trustee, what one user can send as,
-on behalf of, or open. Read from the Exchange admin API with the emaildoctor app's permissions.
+on behalf of, or open, directly or through the mail-enabled security groups it belongs to (nested groups
+included). Read from the Exchange admin API with the emaildoctor app's permissions.
 
 examples:
   emaildoctor perms alice@business.com
@@ -91,7 +93,7 @@ class PermsCommand:
         secrets = list(settings.secret_values())
         async with microsoft365(settings.m365, device=args.device_login, prompt_to=context.err) as (m365, _):
             if args.trustee:
-                grants = await m365.permissions.who(args.trustee)
+                grants = await who_including_groups(m365.permissions, GroupMembers(m365.exchange), args.trustee)
                 data: object = {"trustee": args.trustee, "grants": [g.to_json() for g in grants]}
                 text = _render_who(args.trustee, grants)
             else:
@@ -119,7 +121,9 @@ def _render_who(trustee: str, grants: list[Grant]) -> str:
         return f"{trustee} holds no Send As, Send on Behalf or Full Access on other mailboxes."
     lines = [f"What {trustee} holds on other mailboxes"]
     lines += [
-        f"  {RIGHT_WORDS[g.right] + ':':<16}{g.mailbox}" + (" (inherited)" if g.inherited else "")
+        f"  {RIGHT_WORDS[g.right] + ':':<16}{g.mailbox}"
+        + (" (inherited)" if g.inherited else "")
+        + (f" (through the group {g.via_group})" if g.via_group else "")
         for g in sorted(grants, key=lambda g: (g.right, g.mailbox))
     ]
     return "\n".join(lines)

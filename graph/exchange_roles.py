@@ -5,7 +5,8 @@ The sandbox enforces this table and the product names a row of it when Exchange 
 
 Sources: Microsoft Learn "Permissions in Exchange Online" and the built-in role groups' management roles
 (Organization Management: every role; Recipient Management: *Mail Recipients*, which holds the
-Get/Set-Mailbox, *-MailboxPermission, *-RecipientPermission and Get/Set-CASMailbox cmdlets; View-Only
+Get/Set-Mailbox, *-MailboxPermission, *-RecipientPermission and Get/Set-CASMailbox cmdlets, and
+*Distribution Groups*, which holds Get-DistributionGroup(Member); Get-Recipient is in every recipient role; View-Only
 Organization Management: *View-Only Configuration* + *View-Only Recipients*), "App-only authentication"
 (office-docs-powershell ``app-only-auth-powershell-v2.md``) for the Entra roles that map onto them, and the
 2026 live captures (shared/reference/exchange-online.md): Get-TransportConfig needs View-Only Configuration
@@ -52,6 +53,9 @@ CMDLET_ROLES: Mapping[str, tuple[str, ...]] = {
     "Add-MailboxPermission": _CHANGE_RECIPIENTS,
     "Remove-MailboxPermission": _CHANGE_RECIPIENTS,
     "Get-CASMailbox": _READ_RECIPIENTS,
+    "Get-Recipient": _READ_RECIPIENTS,
+    "Get-DistributionGroup": _READ_RECIPIENTS,
+    "Get-DistributionGroupMember": _READ_RECIPIENTS,
     "Set-CASMailbox": _CHANGE_RECIPIENTS,
     "Get-TransportConfig": (*VIEW_ONLY_CONFIGURATION, *EVERYTHING),
     "Set-TransportConfig": EVERYTHING,

@@ -25,6 +25,7 @@ from typing import Any
 
 from graph.exchange import Command, ExchangeAdmin, Row, hashtable
 from graph.exchange_errors import ExchangeNotFoundError, ExchangeServiceError, is_no_permissions
+from graph.groups import GroupMembers, group_holding
 from graph.permissions_model import (
     GUID,
     SELF,
@@ -85,13 +86,15 @@ class PermissionService:
 
     # --- RightsReader ------------------------------------------------------------------------------------------
     async def holds(self, right: Right | str, mailbox: str, trustee: str) -> RightHolding:
-        """Whether ``trustee`` holds ``right`` on ``mailbox`` directly (a deny entry wins); group membership is not
-        expanded. Raises NotFoundError (``mailbox_not_found`` / ``user_not_found``) when either does not exist."""
+        """Whether ``trustee`` holds ``right`` on ``mailbox``, directly or as a (nested) member of a group that holds
+        it (``via_group``); a deny entry wins. Raises NotFoundError (``mailbox_not_found`` / ``user_not_found``) when
+        either does not exist."""
         right = parse_right(right)
         mailbox = check_mailbox(mailbox)
         trustee = check_trustee(trustee, allow_sid=True)
         held = await self._holds(right, mailbox, trustee)
-        return RightHolding(right=right, mailbox=mailbox, trustee=trustee, held=held)
+        via = None if held else await group_holding(self.show, GroupMembers(self._exchange), right, mailbox, trustee)
+        return RightHolding(right=right, mailbox=mailbox, trustee=trustee, held=held or via is not None, via_group=via)
 
     async def _holds(self, right: Right, mailbox: str, trustee: str) -> bool:
         if right is Right.SEND_AS:
@@ -341,26 +344,33 @@ class PermissionService:
         return {str(n).casefold() for row in result.rows for n in row.get("GrantSendOnBehalfTo") or []}
 
     async def _recipient_keys(self, identity: str) -> set[str]:
-        """Every way Exchange may name ``identity`` in GrantSendOnBehalfTo (Name, object id, alias, addresses)."""
+        """Every way Exchange may name ``identity`` in GrantSendOnBehalfTo (Name, object id, alias, addresses).
+        ``Get-Recipient``, not Get-Mailbox: the delegate may be a group or a mail user too."""
         keys = {identity.casefold()}
         try:
-            result = await self._exchange.invoke("Get-Mailbox", {"Identity": identity}, select=MAILBOX_FIELDS)
+            result = await self._exchange.invoke("Get-Recipient", {"Identity": identity}, select=MAILBOX_FIELDS)
         except NotFoundError:
-            return keys  # not a mailbox: a mail user, a group, a guest or a SID
+            return keys  # not a recipient: a SID or an unknown name
         keys.update(str(row[f]).casefold() for row in result.rows for f in MAILBOX_FIELDS if row.get(f))
         return keys
 
     async def _resolve_names(self, names: Iterable[str]) -> dict[str, tuple[str, TrusteeKind]]:
         """Recipient Names (GrantSendOnBehalfTo, RecipientPermission Identity) → (address, kind), one ``$batch`` per
-        10 distinct names. A Name that is no mailbox stays as it is: a group's name, or an unknown object id."""
+        10 distinct names through ``Get-Recipient`` (users and groups alike). A Name that is no recipient stays as it
+        is: an unknown object id, or a name."""
         unique = list(dict.fromkeys(n for n in names if n))
         outcomes = await self._exchange.batch(
-            [Command("Get-Mailbox", {"Identity": n}, select=("PrimarySmtpAddress",)) for n in unique]
+            [Command("Get-Recipient", {"Identity": n}, select=("PrimarySmtpAddress", "RecipientType")) for n in unique]
         )
         resolved: dict[str, tuple[str, TrusteeKind]] = {}
         for name, outcome in zip(unique, outcomes, strict=True):
             if outcome.result is not None and outcome.result.rows:
-                resolved[name] = (str(outcome.result.rows[0].get("PrimarySmtpAddress") or name), TrusteeKind.USER)
+                row = outcome.result.rows[0]
+                group = "group" in str(row.get("RecipientType") or "").casefold()
+                resolved[name] = (
+                    str(row.get("PrimarySmtpAddress") or name),
+                    TrusteeKind.GROUP if group else TrusteeKind.USER,
+                )
             elif outcome.error is None or isinstance(outcome.error, NotFoundError):
                 kind = TrusteeKind.UNKNOWN if GUID.match(name) else kind_from_label(name)
                 resolved[name] = (display_trustee(name), kind)

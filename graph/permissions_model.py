@@ -74,6 +74,8 @@ class Grant:
     trustee_kind: TrusteeKind = TrusteeKind.USER
     inherited: bool = False
     deny: bool = False
+    via_group: str = ""
+    """For a member's reverse lookup: the group whose grant this is (the member holds it through that group)."""
 
     def describe(self) -> str:
         """The trustee as reports show it: ``oscar@business.com (disabled, inherited)``, ``S-1-5-21-… (deleted
@@ -99,7 +101,7 @@ class Grant:
             "trustee_kind": str(self.trustee_kind),
             "inherited": self.inherited,
             "deny": self.deny,
-        }
+        } | ({"via_group": self.via_group} if self.via_group else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Grant:
@@ -110,6 +112,7 @@ class Grant:
             trustee_kind=TrusteeKind(data.get("trustee_kind", "user")),
             inherited=bool(data.get("inherited", False)),
             deny=bool(data.get("deny", False)),
+            via_group=str(data.get("via_group") or ""),
         )
 
 

@@ -233,6 +233,21 @@ CATALOGUE: dict[Code, Entry] = {
             "gets their own alternate server settings. A new grant can take up to an hour to apply.",
         ),
         _e(
+            Code.SEND_ON_BEHALF_NOT_HONOURED,
+            _C,
+            "Send on Behalf not honoured over SMTP",
+            "The signing-in account holds Send on Behalf, but SMTP submission refused the message anyway: Exchange "
+            "Online's SMTP submission may not honour Send on Behalf.",
+            "Exchange shows the Send on Behalf grant; the SMTP send (From = the mailbox, Sender = the signing-in "
+            "account) is still refused with 550 5.7.60 or 554 5.2.252 SendAsDenied.",
+            "{principal} holds Send on Behalf on {from_addr}'s mailbox{detail}, but Exchange's SMTP submission still "
+            "refused the message from {from_addr} sent by {principal}. SMTP submission may not honour Send on Behalf "
+            "at all: Microsoft documents it for Outlook and Microsoft Graph, and names Send As for SMTP.",
+            "Waiting will not help. Either an Exchange admin grants {principal} Send As on {from_addr}'s mailbox "
+            "({send_as_command}) and the application sends as the user (delegation: send_as), or the application "
+            "sends through Microsoft Graph (server type microsoft365), which honours Send on Behalf.",
+        ),
+        _e(
             Code.SENDER_REJECTED,
             _RP,
             "Sender address refused",
@@ -378,6 +393,24 @@ PENDING = Entry(
 )
 
 
+# A Send on Behalf denial that smtp-test cannot explain further: it does not read mailbox rights, so it must not say
+# the right is missing. Same code (the server said Send As denied), no ready grant.
+SENDER_UNCHECKED = Entry(
+    Code.SEND_AS_DENIED,
+    Remedy.PERMISSION,
+    "Send on Behalf refused",
+    "A message with a Sender (Send on Behalf) was refused; the mailbox rights were not checked.",
+    "550 5.7.60 or 554 5.2.252 SendAsDenied for a message whose Sender is the signing-in account.",
+    "{principal} signed in and sent a message from {from_addr} with itself as the Sender (Send on Behalf), and the "
+    "server refused it. This test does not read mailbox rights, so it cannot tell whether {principal} lacks Send on "
+    "Behalf on {from_addr}'s mailbox or the server's SMTP submission does not honour Send on Behalf (Exchange "
+    "Online's may not).",
+    "Check the rights (emaildoctor perms {from_addr}, or emaildoctor test for the user). If {principal} lacks Send on "
+    "Behalf, an Exchange admin grants it ({grant_command}); if it holds it, use Send As instead "
+    "({send_as_command}) or send through Microsoft Graph.",
+)
+
+
 class _Words(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -391,13 +424,15 @@ def _wait_words(minutes: float | None) -> str:
     return f"about {minutes:.0f} minutes" if minutes != 1 else "about a minute"
 
 
+def _grant_command(right: Right, facts: Facts) -> str:
+    if facts.principal and facts.from_addr:
+        return FixAction(right, facts.from_addr, facts.principal).command()
+    return "emaildoctor grant SendAs --mailbox <from> --trustee <principal>"
+
+
 def _words(facts: Facts) -> _Words:
     right = RIGHT_WORDS[facts.right] if facts.right else "Send As"
-    grant = (
-        FixAction(facts.right or Right.SEND_AS, facts.from_addr, facts.principal).command()
-        if facts.principal and facts.from_addr
-        else "emaildoctor grant SendAs --mailbox <from> --trustee <principal>"
-    )
+    grant = _grant_command(facts.right or Right.SEND_AS, facts)
     return _Words(
         principal=facts.principal or "the account that signs in",
         from_addr=facts.from_addr or "the From address",
@@ -412,6 +447,7 @@ def _words(facts: Facts) -> _Words:
         server_source=facts.server_source or "the outgoing mail server settings",
         detail=facts.detail or "",
         grant_command=grant,
+        send_as_command=_grant_command(Right.SEND_AS, facts),
         wait=_wait_words(facts.wait_minutes),
         cmdlet=facts.cmdlet or "a cmdlet",
         role=facts.role or "Exchange Recipient Administrator and the View-Only Organization Management role group",
@@ -426,18 +462,23 @@ def diagnose(
     secrets: Iterable[str] = (),
     fix_action: FixAction | None = None,
     pending: bool = False,
+    sender_unchecked: bool = False,
 ) -> Diagnosis:
     """Render the catalogue entry for ``code`` with ``facts``; evidence is redacted here.
 
     ``pending``: a Send As denial although Exchange's directory already shows the right (a fresh grant).
+    ``sender_unchecked``: a Send on Behalf denial whose right nobody read (smtp-test --sender): no claim, no grant.
     """
     entry = PENDING if pending and code is Code.SEND_AS_DENIED else CATALOGUE[code]
+    if sender_unchecked and code is Code.SEND_AS_DENIED:
+        entry = SENDER_UNCHECKED
     words = _words(facts)
     secret_list = list(secrets)
     cause = entry.cause.format_map(words).replace("  ", " ")
     fix = entry.fix.format_map(words)
     lines = tuple(redact(line, secret_list) for line in evidence if line)
-    if code is Code.SEND_AS_DENIED and not pending and fix_action is None and facts.principal and facts.from_addr:
+    ready = code is Code.SEND_AS_DENIED and not pending and not sender_unchecked
+    if ready and fix_action is None and facts.principal and facts.from_addr:
         fix_action = FixAction(facts.right or Right.SEND_AS, facts.from_addr, facts.principal)
     return Diagnosis(
         code=code,

@@ -36,6 +36,7 @@ class Code(StrEnum):
     OAUTH_TOKEN_INVALID = "oauth_token_invalid"  # noqa: S105 - a code, not a secret
     NOT_AUTHENTICATED = "not_authenticated"
     SEND_AS_DENIED = "send_as_denied"
+    SEND_ON_BEHALF_NOT_HONOURED = "send_on_behalf_not_honoured"
     SENDER_REJECTED = "sender_rejected"
     RECIPIENT_REJECTED = "recipient_rejected"
     MISSING_EMAIL_ADDRESS = "missing_email_address"

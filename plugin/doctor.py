@@ -3,7 +3,9 @@
 Resolve the send plan; run the independent checks concurrently (user and mailbox exist, email on record,
 SMTP AUTH switches, the needed right, server reachable with TLS); run the real test send on the plan's
 transport; combine the evidence into one diagnosis. A Send As denial while Exchange's directory already
-shows the right is a fresh grant still propagating, reported as such rather than as denied.
+shows the right is a fresh grant still propagating, reported as such rather than as denied, except for Send on
+Behalf over SMTP, which SMTP submission may never honour (``send_on_behalf_not_honoured``). A right held through a
+(nested) group counts, and the wording names the group.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pydantic import SecretStr
 
 from plugin.catalogue import Facts, diagnose
 from plugin.classify import Stage
-from plugin.diagnosis import Code, Diagnosis, FixAction
+from plugin.diagnosis import Code, Diagnosis, FixAction, Right
 from plugin.directory import DirectorySource, Transport
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError
 from plugin.interfaces import GraphSendResult, MailboxKind, Microsoft365
@@ -46,6 +48,8 @@ class Check:
     ok: bool | None
     """None when the check does not apply or could not be made."""
     detail: str
+    via_group: str | None = field(default=None, compare=False)
+    """The right check only: the group through which the right is held."""
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
@@ -145,6 +149,9 @@ class Doctor:
             return Report(query, True, test_id, plan, all_checks, None, smtp, graph)
         right_check = next(c for c in all_checks if c.name == "right")
         pending = code is Code.SEND_AS_DENIED and right_check.ok is True
+        if pending and plan.transport is Transport.SMTP and plan.required_right is Right.SEND_ON_BEHALF:
+            # Held, and SMTP still refuses: SMTP submission may never honour it, so "wait" would be wrong advice.
+            code, pending = Code.SEND_ON_BEHALF_NOT_HONOURED, False
         diagnosis = await self._combine(plan, code or Code.UNKNOWN, smtp, graph, all_checks, pending)
         return Report(query, False, test_id, plan, all_checks, diagnosis, smtp, graph, pending)
 
@@ -199,9 +206,9 @@ class Doctor:
         if self._m365 is None:
             return Check("right", None, NOT_CONFIGURED)
         holding = await self._m365.rights.holds(plan.required_right, plan.from_addr, plan.principal)
-        via = f" (through the group {holding.via_group})" if holding.via_group else ""
+        via = f" through the group {holding.via_group}" if holding.via_group else ""
         if holding.held:
-            return Check("right", True, f"{plan.principal} holds {words} on {plan.from_addr}{via}")
+            return Check("right", True, f"{plan.principal} holds {words} on {plan.from_addr}{via}", holding.via_group)
         return Check("right", False, f"{plan.principal} does not hold {words} on {plan.from_addr}")
 
     async def _server_tls(self, plan: SendPlan, test_id: str) -> Check:
@@ -297,7 +304,16 @@ class Doctor:
         failed_checks = tuple(f"Check {c.name}: {c.detail}" for c in checks if c.ok is False and c.name != "test_send")
         if code is Code.OAUTH_TOKEN_INVALID and self._m365 is not None and plan.sign_in is SignIn.OAUTH_APP:
             failed_checks += await self._m365.explain_token(for_smtp=plan.transport is Transport.SMTP)
-        if smtp is not None and smtp.diagnosis is not None and not pending:
+        right = next((c for c in checks if c.name == "right"), None)
+        right_ok = right.ok if right else None
+        sender_checked = plan.sender is not None and right_ok is False  # the probe could not know; we do
+        if (
+            smtp is not None
+            and smtp.diagnosis is not None
+            and not pending
+            and smtp.diagnosis.code is code
+            and not sender_checked
+        ):
             # The probe's diagnosis already names the server's specifics (which switch, which mechanism).
             return dataclasses.replace(smtp.diagnosis, evidence=smtp.diagnosis.evidence + failed_checks)
         evidence = [*(smtp.diagnosis.evidence if smtp and smtp.diagnosis else ()), *(graph.evidence if graph else ())]
@@ -315,7 +331,7 @@ class Doctor:
             user=plan.user.name,
             mechanism=smtp.mechanism if smtp else None,
             server_source=plan.server_source,
-            detail=_graph_clause(code, graph),
+            detail=_graph_clause(code, graph) or _via_clause(code, pending, right),
             wait_minutes=self._settings.m365.propagation_minutes,
         )
         fix = None
@@ -328,6 +344,12 @@ class Doctor:
 
     def _all_secrets(self, password: SecretStr | None) -> list[str]:
         return [*self._secrets, password.get_secret_value()] if password is not None else list(self._secrets)
+
+
+def _via_clause(code: Code, pending: bool, right: Check | None) -> str:
+    """' through the group X' for the wordings that say the right is held (waiting, not honoured over SMTP)."""
+    held_wording = pending or code is Code.SEND_ON_BEHALF_NOT_HONOURED
+    return f" through the group {right.via_group}" if held_wording and right and right.via_group else ""
 
 
 def _graph_clause(code: Code, graph: GraphSendResult | None) -> str:

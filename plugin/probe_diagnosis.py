@@ -36,9 +36,17 @@ def diagnose_failure(
         detail=_detail(code, failure, request),
     )
     fix = None
-    if code is Code.SEND_AS_DENIED and request.user and request.user.casefold() != request.from_addr.casefold():
+    # With a Sender the probe cannot tell a missing Send on Behalf from an SMTP server that ignores it: it reads no
+    # rights, so it claims neither (emaildoctor test checks the right and says which).
+    unchecked = code is Code.SEND_AS_DENIED and bool(request.sender)
+    if (
+        code is Code.SEND_AS_DENIED
+        and not unchecked
+        and request.user
+        and request.user.casefold() != request.from_addr.casefold()
+    ):
         fix = FixAction(right, request.from_addr, request.user)
-    return diagnose(code, facts, evidence, secrets=secrets, fix_action=fix)
+    return diagnose(code, facts, evidence, secrets=secrets, fix_action=fix, sender_unchecked=unchecked)
 
 
 def _detail(code: Code, failure: Failure, request: ProbeRequest) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from plugin.catalogue import CATALOGUE, PENDING, Facts, diagnose
+from plugin.catalogue import CATALOGUE, PENDING, SENDER_UNCHECKED, Facts, diagnose
 from plugin.diagnosis import Code, Remedy, Right
 
 EXAMPLE_FACTS = Facts(
@@ -72,6 +72,12 @@ def render() -> str:
                 f"**{PENDING.title}.** When Exchange's directory already shows the right but sending still fails, the",
                 "right was granted recently and has not reached the mail servers yet. emaildoctor reports that",
                 f"instead of a denial: {pending.cause} {pending.fix}",
+                "",
+            ]
+            unchecked = diagnose(code, EXAMPLE_FACTS, sender_unchecked=True)
+            lines += [
+                f"**{SENDER_UNCHECKED.title}** (`smtp-test --sender`). A probe that sets a Sender reads no mailbox",
+                f"rights, so it does not claim one is missing: {unchecked.cause} {unchecked.fix}",
                 "",
             ]
     return "\n".join(lines)

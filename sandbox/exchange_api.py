@@ -25,6 +25,7 @@ from aiohttp import web
 from graph.exchange_roles import allows
 from sandbox.exchange_cmdlets import Cmdlets
 from sandbox.exchange_errors import CmdletError, not_allowed
+from sandbox.exchange_groups import register_group_cmdlets
 from sandbox.exchange_paging import PAGE_EXPIRED_TEXT, decode_skiptoken, encode_skiptoken, page_still_valid
 from sandbox.faults import FaultBook
 from sandbox.http import fault_middleware
@@ -105,6 +106,7 @@ class ExchangeService:
 
     def __post_init__(self) -> None:
         self.cmdlets = Cmdlets(self.tenant)
+        register_group_cmdlets(self.cmdlets)
 
     def build_app(self) -> web.Application:
         app = web.Application(

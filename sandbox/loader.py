@@ -65,22 +65,7 @@ def _build(data: Mapping[str, Any], clock: Clock) -> Tenant:
     )
     for entry in data.get("users", []):
         tenant.add_user(user_from(_mapping(entry, "users[]")))
-    for entry in data.get("groups", []):
-        group = _mapping(entry, "groups[]")
-        members: set[str] = set()
-        for member in group.get("members", []):
-            found = tenant.user_by_address(str(member)) or tenant.users.get(str(member).lower())
-            if found is None:
-                raise TenantFileError(f"group {group.get('display_name')!r}: unknown member {member!r}")
-            members.add(found.id)
-        tenant.add_group(
-            Group(
-                id=str(group["id"]).lower(),
-                display_name=str(group["display_name"]),
-                mail=group.get("mail"),
-                members=members,
-            )
-        )
+    _add_groups(tenant, [_mapping(entry, "groups[]") for entry in data.get("groups", [])])
     for entry in data.get("apps", []):
         app = app_from(_mapping(entry, "apps[]"))
         tenant.apps[app.client_id] = app
@@ -89,6 +74,35 @@ def _build(data: Mapping[str, Any], clock: Clock) -> Tenant:
     for entry in data.get("rights", []):
         _add_right(tenant, _mapping(entry, "rights[]"))
     return tenant
+
+
+def _add_groups(tenant: Tenant, entries: list[Mapping[str, Any]]) -> None:
+    """Groups first, members second, so a group may name a group defined after it (nested groups)."""
+    for entry in entries:
+        tenant.add_group(
+            Group(id=str(entry["id"]).lower(), display_name=str(entry["display_name"]), mail=entry.get("mail"))
+        )
+    for entry in entries:
+        group = tenant.groups[str(entry["id"]).lower()]
+        for member in entry.get("members", []):
+            group.members.add(_member_id(tenant, group, str(member)))
+
+
+def _member_id(tenant: Tenant, group: Group, member: str) -> str:
+    """A user (address or id) or a group (name, address or id). Exchange nests only mail-enabled groups."""
+    user = tenant.user_by_address(member) or tenant.users.get(member.lower())
+    if user is not None:
+        return user.id
+    found = tenant.groups.get(member.lower()) or next(
+        (g for g in tenant.groups.values() if member.lower() in {g.display_name.lower(), (g.mail or "").lower()}), None
+    )
+    if found is None:
+        raise TenantFileError(f"group {group.display_name!r}: unknown member {member!r}")
+    if found.id == group.id or not found.mail or not group.mail:
+        raise TenantFileError(
+            f"group {group.display_name!r}: member {member!r} must be another group, and both must be mail-enabled"
+        )
+    return found.id
 
 
 def user_from(entry: Mapping[str, Any]) -> User:

@@ -67,7 +67,7 @@ class Group:
     display_name: str
     mail: str | None = None
     members: set[str] = field(default_factory=set)
-    """User object ids."""
+    """Object ids of users and of groups (nested groups: rights granted to a group reach their members too)."""
 
 
 @dataclass
@@ -273,9 +273,21 @@ class Tenant:
     def groups_of(self, user_id: str) -> list[str]:
         return [g.id for g in self.groups.values() if user_id in g.members]
 
+    def member_of(self, object_id: str) -> list[str]:
+        """Every group that contains ``object_id`` directly or through nested groups (cycles are harmless)."""
+        found: dict[str, None] = {}
+        todo = [object_id]
+        while todo:
+            for group_id in self.groups_of(todo.pop()):
+                if group_id not in found:
+                    found[group_id] = None
+                    todo.append(group_id)
+        return list(found)
+
     def principals(self, user_id: str) -> list[Trustee]:
-        """The trustees through which a user holds rights: the user and the groups it belongs to."""
-        return [Trustee("user", user_id), *(Trustee("group", g) for g in self.groups_of(user_id))]
+        """The trustees through which a user holds rights: the user and every group it belongs to, transitively
+        (SendAs and FullAccess granted to a mail-enabled security group apply to its nested members)."""
+        return [Trustee("user", user_id), *(Trustee("group", g) for g in self.member_of(user_id))]
 
     # --- the effective (propagated) rights that SMTP and Graph enforce ------------------------------
     def effective(self, right: Right, mailbox: User, trustees: Iterable[Trustee]) -> bool:

@@ -70,6 +70,12 @@ async def test_perms_and_reverse_lookup(sandbox: Sandbox, tmp_path: Path) -> Non
     grants = {(g["right"], g["mailbox"]) for g in json.loads(out)["grants"]}
     assert ("SendOnBehalf", "frank@business.com") in grants and ("SendAs", "henry@business.com") in grants
     assert ("SendAs", "alice@business.com") not in grants
+    via = {(g["right"], g["mailbox"]): g.get("via_group") for g in json.loads(out)["grants"]}
+    assert via[("SendAs", "kim@business.com")] == "Mail Senders" and via[("SendAs", "henry@business.com")] is None
+    code, out, _ = await emaildoctor(env_file, "perms", "--trustee", "admin@business.com")
+    assert code == 0 and "Send As:        kim@business.com (through the group Mail Senders)" in out
+    code, out, _ = await emaildoctor(env_file, "test", "kim")
+    assert code == 0 and "admin@business.com holds Send As on kim@business.com through the group Mail Senders" in out
 
 
 async def test_audit_predicts_failures_and_reports_the_diff(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -78,7 +84,7 @@ async def test_audit_predicts_failures_and_reports_the_diff(sandbox: Sandbox, tm
     assert code == 0, err
     first = json.loads(out)
     predicted = {f["mailbox"] for f in first["findings"] if f["kind"] == "predicted_send_failure"}
-    assert predicted == {"alice@business.com", "grace@business.com"}
+    assert predicted == {"alice@business.com", "grace@business.com"}  # not kim@: admin@ holds it through groups
     assert "audit: " in err  # progress on stderr
     assert (tmp_path / "rights.csv").read_text().startswith("status,right,mailbox,trustee")
 

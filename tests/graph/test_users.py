@@ -212,7 +212,7 @@ async def test_all_users_streams_pages(sandbox_factory: SandboxFactory) -> None:
         assert len(log.requests) == 1  # one page fetched, not the whole tenant
         rest = [user async for user in stream]
     listed = [first, *rest]
-    assert len(listed) == len(sandbox.tenant.users) == 18 + 60
+    assert len(listed) == len(sandbox.tenant.users) == 19 + 60
     assert {u.id for u in listed} == set(sandbox.tenant.users)
     assert all(u.mailbox is MailboxKind.UNKNOWN for u in listed)
     assert len(log.requests) == math.ceil(len(listed) / 7)

@@ -94,6 +94,7 @@ async def test_paging_with_next_link_repost(sandbox: Sandbox) -> None:
         [
             "admin@business.com",
             "admin@business.com",
+            "Mail Senders",
             "oscar@business.com",
             "S-1-5-21-3623811015-3361044348-30300820-1013",
             "partner_fabrikam.com#EXT#@businesscom.onmicrosoft.com",
