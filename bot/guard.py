@@ -2,7 +2,8 @@
 unless Slack signed it, it is recent, and it parses into the shape Slack sends.
 
 slack_sdk's verifier parses the timestamp with ``int()``, which raises on ``abc`` (bolt then hands the
-*unverified* body to the error handler) and accepts ``" 12"``, ``"1_2"`` and non-ASCII digits; bolt parses
+*unverified* body to the error handler) and accepts ``" 12"``, ``"1_2"`` and non-ASCII digits, and decodes the body as UTF-8 before
+signing it (a ``UnicodeDecodeError`` on a body that is not); bolt parses
 the body before verifying it (a 500 on ``payload=%7Bnot-json``) and logs every refused body. So the bot
 checks here first, on the raw bytes, and answers every refusal with a 4xx and one log line without the body.
 """
