@@ -8,11 +8,11 @@ so "Exchange applies the right after 60 seconds" happens in milliseconds, determ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -31,6 +31,7 @@ HELPDESK, APPROVALS, AUDIT = "C0HELPDESK", "C0ITAPPROVE", "C0MAILAUDIT"
 HANNAH, IVAN, ALICE = "U0HANNAH", "U0IVAN", "U0ALICE"
 PROPAGATION_SECONDS = 60
 WAIT = 20.0
+T = TypeVar("T")
 
 OVERRIDES = {
     "EMAILDOCTOR_SLACK__RETEST_FIRST_DELAY_SECONDS": "30",
@@ -88,9 +89,31 @@ class World:
     def latest(self, message: SlackMessage) -> SlackMessage:
         return self.workspace.message(message.channel, message.ts)
 
+    async def outcomes(self, action: str, count: int = 1) -> list[tuple[str, str, str | None]]:
+        """The (result, actor, approved_by) of the first ``count`` ``action`` entries, once the audit log has them:
+        a change's outcome is written with its final state, so this waits for the change, not for a moment."""
+
+        async def entries() -> list[tuple[str, str, str | None]] | None:
+            log = await self.ctx.store.audit_entries(limit=200)
+            found = [(e.result, e.actor, e.approved_by) for e in log if e.action == action]
+            return found[:count] if len(found) >= count else None
+
+        return await poll(entries)
+
     async def settle(self) -> None:
         """Wait until the bot's background work (re-tests, audits) is done."""
         await self.ctx.tasks.drain(within=WAIT)
+
+
+async def poll(probe: Callable[[], Awaitable[T | None]], within: float = WAIT) -> T:
+    """Ask ``probe`` until it answers (anything but None), for at most ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (value := await probe()) is None:
+        if loop.time() > deadline:
+            raise AssertionError(f"still not there after {within} s")
+        await asyncio.sleep(0.05)
+    return value
 
 
 async def fast_forward(clock: ManualClock, seconds: float) -> None:

@@ -47,10 +47,10 @@ async def test_it_grants_and_revokes_directly(world: World) -> None:
     await world.command(IVAN, "/sendas", "grant SendAs admin@business.com grace@business.com")
     await _answer(world, "already so, nothing changed")
     await world.command(IVAN, "/sendas", "revoke SendAs admin@business.com grace@business.com")
-    await world.wait(lambda: world.sandbox.tenant.grant_record(*record) is None)
-    actions = [(e.action, e.result, e.actor, e.approved_by) for e in await world.ctx.store.audit_entries(limit=50)]
-    assert actions.count(("grant", "ok", IVAN, IVAN)) == 2
-    assert ("revoke", "ok", IVAN, IVAN) in actions
+    # The outcome is written with the change's final state: wait for that, not for Exchange's side of it.
+    assert await world.outcomes("revoke") == [("ok", IVAN, IVAN)]
+    assert world.sandbox.tenant.grant_record(*record) is None
+    assert await world.outcomes("grant", 2) == [("ok", IVAN, IVAN)] * 2
 
 
 async def test_others_get_an_approval_request(world: World) -> None:
