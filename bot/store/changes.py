@@ -190,6 +190,14 @@ class Changes(AuditLog):
         async with self._read("read changes to settle") as session:
             return [_change(row) for row in (await session.scalars(statement)).all()]
 
+    async def recent_changes(self, limit: int = 100, *, unsettled: bool = False) -> list[ChangeRecord]:
+        """The latest changes (only those not final yet, with ``unsettled``), newest first."""
+        statement = select(ChangeRow).order_by(ChangeRow.id.desc()).limit(limit)
+        if unsettled:
+            statement = statement.where(ChangeRow.state.not_in(FINAL))
+        async with self._read("read recent changes") as session:
+            return [_change(row) for row in (await session.scalars(statement)).all()]
+
     async def overdue_revocations(self, now: datetime | None = None) -> list[ChangeRecord]:
         """Time limits that ran out and whose revocation is not done yet."""
         now = self._now(now)
