@@ -65,7 +65,19 @@ def _hold(sandbox: Sandbox, step: str, mailbox: str) -> Hold:
     return faults.hold("slack", "chat.update", mailbox, ":white_check_mark:")
 
 
-async def _card(workspace: SlackWorkspace, mailbox: str) -> SlackMessage:
+async def request_and_approve(
+    slack: SlackClient, workspace: SlackWorkspace, mailbox: str, duration: str | None = None
+) -> SlackMessage:
+    """Hannah asks for bob@ to send as ``mailbox``; Ivan (IT) approves the card. Returns the card."""
+    text = f"grant SendAs {TRUSTEE} {mailbox}" + (f" for {duration}" if duration else "")
+    delivery = await slack.slash_command(HANNAH, "/sendas", text, "C0HELPDESK")
+    assert delivery.status == 200, delivery.body
+    card = await card_of(workspace, mailbox)
+    assert (await slack.click(IVAN, card, "approve_request")).status == 200
+    return card
+
+
+async def card_of(workspace: SlackWorkspace, mailbox: str) -> SlackMessage:
     def find() -> SlackMessage | None:
         return next((m for m in workspace.messages(APPROVALS) if f"*{mailbox}*" in m.all_text()), None)
 
@@ -86,18 +98,14 @@ async def kill_round(sandbox: Sandbox, folder: Path, store_url: str, backend: st
     try:
         slack = SlackClient(workspace, bot_url=await bot.start(), slack_base_url=sandbox.urls.slack)
         for _, mailbox, is_timed in plan:
-            text = f"grant SendAs {TRUSTEE} {mailbox}" + (" for 1m" if is_timed else "")
-            delivery = await slack.slash_command(HANNAH, "/sendas", text, "C0HELPDESK")
-            assert delivery.status == 200, delivery.body
-            card = await _card(workspace, mailbox)
-            assert (await slack.click(IVAN, card, "approve_request")).status == 200
+            await request_and_approve(slack, workspace, mailbox, "1m" if is_timed else None)
         await until(lambda: all(hold.held for hold in holds), WITHIN, "every change held at its step")
         await bot.kill()
         sandbox.faults.release_holds()
         await bot.start()
         report = Round(backend)
         async with await Store.open(store_url) as store:
-            report.outcomes = [await _settled(store, workspace, counters, step, mb, t) for step, mb, t in plan]
+            report.outcomes = [await settled(store, workspace, counters, step, mb, t) for step, mb, t in plan]
             if timed:
                 report.escalated = await _expiry_with_exchange_down(sandbox, store, workspace, report)
             report.chain_ok = (await store.verify_audit_chain()).ok
@@ -108,7 +116,7 @@ async def kill_round(sandbox: Sandbox, folder: Path, store_url: str, backend: st
     return report
 
 
-async def _settled(
+async def settled(
     store: Store, workspace: SlackWorkspace, counters: dict[str, Hold], step: str, mailbox: str, timed: bool
 ) -> Outcome:
     async def final() -> ChangeRecord | None:
@@ -116,7 +124,7 @@ async def _settled(
         return change if change is not None and change.state.final and change.shown == change.state else None
 
     change = await poll(final, WITHIN, f"the grant on {mailbox} (killed at {step}) settled and shown")
-    card = (await _card(workspace, mailbox)).all_text()
+    card = (await card_of(workspace, mailbox)).all_text()
     assert change.request_id is not None
     entries = [e for e in await store.audit_entries(limit=500, request_id=change.request_id) if e.action == "grant"]
     return Outcome(step, mailbox, timed, change, card, counters[mailbox].handled, len(entries))
