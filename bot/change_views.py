@@ -61,6 +61,19 @@ def direct_reply(change: ChangeRecord) -> str:
     )
 
 
+def unsettled_lines(changes: list[ChangeRecord]) -> list[str]:
+    """Changes not finished yet, overdue time limits first: what /mailaudit last shows IT."""
+    lines = []
+    for change in sorted(changes, key=lambda c: (c.origin is not ChangeOrigin.TIME_LIMIT, c.id)):
+        if change.origin is ChangeOrigin.TIME_LIMIT:
+            ends = f"{change.expires_at:%Y-%m-%d %H:%M} UTC" if change.expires_at else "?"
+            what = f":rotating_light: time limit of {change.trustee}'s {RIGHT_WORDS[change.right]} on {change.mailbox}"
+            lines.append(f"{what} ran out at {ends}; {change.attempts} attempts, last: {change.detail or 'none yet'}")
+        else:
+            lines.append(f":hourglass_flowing_sand: change {change.id}: {words_of(change)} is {change.state}")
+    return lines
+
+
 class SlackChangeView:
     """The bot's view of changes; ``reply`` answers the person while they wait (IT's own /sendas)."""
 

@@ -79,6 +79,31 @@ async def test_time_bound_grant_is_revoked_when_it_expires(world: World) -> None
     assert [(e.actor, e.result) for e in revoked] == [("emaildoctor (time limit)", "ok")]
 
 
+async def test_a_failed_revocation_is_retried_escalated_and_listed_in_mailaudit(world: World) -> None:
+    record = ("FullAccess", "support@business.com", "bob@business.com")
+    await world.command(IVAN, "/sendas", "grant FullAccess bob@business.com support@business.com for 1h")
+    await _answer(world, "revoked automatically after 1h")
+    scheduler = Scheduler(world.ctx, started_at=world.clock.now())
+    world.sandbox.faults.set("exchange", error_rate=1.0, retry_after_s=0)  # Exchange is down when it runs out
+    world.clock.advance(timedelta(hours=1, minutes=16).total_seconds())  # past the 15-minute escalation bound
+    await scheduler.tick()
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    notice = await world.top(APPROVALS, "removing it has failed 1 times")
+    assert "bob@business.com's Full Access on support@business.com" in notice.text
+    await world.command(IVAN, "/mailaudit", "last")
+    listed = await _answer(world, "Changes not finished yet")
+    assert "time limit of bob@business.com's Full Access on support@business.com ran out" in str(listed.payload)
+
+    world.sandbox.faults.reset("exchange")
+    await scheduler.tick()  # the retry is not due yet: nothing happens
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    world.clock.advance(60)
+    await scheduler.tick()
+    assert world.sandbox.tenant.grant_record(*record) is None
+    assert await world.outcomes("revoke") == [("ok", "emaildoctor (time limit)", IVAN)]
+    await world.top(APPROVALS, "The time limit ran out")
+
+
 async def test_bad_arguments_change_nothing(world: World) -> None:
     before = sorted(str(g) for g in world.sandbox.tenant.rights.records())
     for text_ in (
