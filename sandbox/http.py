@@ -6,7 +6,6 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import NoReturn
 
 from aiohttp import web
 
@@ -60,7 +59,7 @@ async def _through_holds(request: web.Request, handler: Handler, holds: list[Hol
         if hold.stage == "request":
             await hold.wait()
     if _client_gone(request):
-        _drop(stopping)
+        return _drop(stopping)
     response = await handler(request)
     for hold in holds:
         hold.handled += 1
@@ -68,7 +67,7 @@ async def _through_holds(request: web.Request, handler: Handler, holds: list[Hol
         if hold.stage == "response":
             await hold.wait()
     if _client_gone(request):
-        _drop(stopping)
+        return _drop(stopping)
     return response
 
 
@@ -76,10 +75,11 @@ def _client_gone(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
 
-def _drop(holds: list[Hold]) -> NoReturn:
+def _drop(holds: list[Hold]) -> web.Response:
+    """Nobody is listening any more: the answer (status 499, nginx's "client closed request") goes nowhere."""
     for hold in holds:
         hold.dropped += 1
-    raise ConnectionResetError("sandbox hold: the client went away while its request was held")
+    return web.Response(status=499)
 
 
 @dataclass

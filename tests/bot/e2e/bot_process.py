@@ -52,6 +52,7 @@ class BotProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.url = ""
         self.starts = 0
+        self.pids: list[int] = []
 
     async def start(self) -> str:
         """Start and wait until it listens; returns its Slack events URL."""
@@ -66,6 +67,7 @@ class BotProcess:
                 stderr=log,
                 env=clean_env(),
             )
+        self.pids.append(self.process.pid)
         assert self.process.stdout is not None
         line = (await asyncio.wait_for(self.process.stdout.readline(), 60)).decode()
         assert "listening on " in line, line + self.log.read_text(encoding="utf-8")[-3000:]

@@ -47,6 +47,8 @@ class Round:
     chain_ok: bool = False
     seconds: float = 0.0
     escalated: bool = False
+    reconciled: int = 0
+    """Changes the restarted bot finished (all of them, if the kill landed where it should)."""
 
     def survived(self, outcome: Outcome) -> bool:
         done = outcome.change.state is ChangeState.VERIFIED and "read back from Exchange" in outcome.card
@@ -99,7 +101,11 @@ async def kill_round(sandbox: Sandbox, folder: Path, store_url: str, backend: st
         slack = SlackClient(workspace, bot_url=await bot.start(), slack_base_url=sandbox.urls.slack)
         for _, mailbox, is_timed in plan:
             await request_and_approve(slack, workspace, mailbox, "1m" if is_timed else None)
-        await until(lambda: all(hold.held for hold in holds), WITHIN, "every change held at its step")
+        try:
+            await until(lambda: all(hold.held for hold in holds), WITHIN, "every change held at its step")
+        except AssertionError as exc:
+            waiting = [(hold.match, hold.arrived) for hold in holds if not hold.held]
+            raise AssertionError(f"{exc}; not held: {waiting}; log: {bot.log.read_text()[-3000:]}") from None
         await bot.kill()
         sandbox.faults.release_holds()
         await bot.start()
@@ -109,6 +115,8 @@ async def kill_round(sandbox: Sandbox, folder: Path, store_url: str, backend: st
             if timed:
                 report.escalated = await _expiry_with_exchange_down(sandbox, store, workspace, report)
             report.chain_ok = (await store.verify_audit_chain()).ok
+            restarted = f":{bot.pids[-1]}"
+            report.reconciled = sum(1 for o in report.outcomes if (o.change.claimed_by or "").endswith(restarted))
     finally:
         await bot.stop()
         sandbox.faults.release_holds()
