@@ -8,11 +8,11 @@ so "Exchange applies the right after 60 seconds" happens in milliseconds, determ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -25,13 +25,13 @@ from sandbox.clock import ManualClock
 from sandbox.runtime import Sandbox
 from sandbox.slack import SlackClient, SlackDelivery, SlackMessage, SlackWorkspace
 from sandbox.testing import SandboxFactory
+from tests.bot.e2e.bot_process import poll
 from tests.bot.store.support import Database
 
 HELPDESK, APPROVALS, AUDIT = "C0HELPDESK", "C0ITAPPROVE", "C0MAILAUDIT"
 HANNAH, IVAN, ALICE = "U0HANNAH", "U0IVAN", "U0ALICE"
 PROPAGATION_SECONDS = 60
 WAIT = 20.0
-T = TypeVar("T")
 
 OVERRIDES = {
     "EMAILDOCTOR_SLACK__RETEST_FIRST_DELAY_SECONDS": "30",
@@ -98,22 +98,11 @@ class World:
             found = [(e.result, e.actor, e.approved_by) for e in log if e.action == action]
             return found[:count] if len(found) >= count else None
 
-        return await poll(entries)
+        return await poll(entries, WAIT, f"the outcome of {count} {action}")
 
     async def settle(self) -> None:
         """Wait until the bot's background work (re-tests, audits) is done."""
         await self.ctx.tasks.drain(within=WAIT)
-
-
-async def poll(probe: Callable[[], Awaitable[T | None]], within: float = WAIT) -> T:
-    """Ask ``probe`` until it answers (anything but None), for at most ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while (value := await probe()) is None:
-        if loop.time() > deadline:
-            raise AssertionError(f"still not there after {within} s")
-        await asyncio.sleep(0.05)
-    return value
 
 
 async def fast_forward(clock: ManualClock, seconds: float) -> None:

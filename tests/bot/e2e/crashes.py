@@ -102,7 +102,7 @@ async def kill_round(sandbox: Sandbox, folder: Path, store_url: str, backend: st
         for _, mailbox, is_timed in plan:
             await request_and_approve(slack, workspace, mailbox, "1m" if is_timed else None)
         try:
-            await until(lambda: all(hold.held for hold in holds), WITHIN, "every change held at its step")
+            await until(lambda: all(hold.held for hold in holds), 2 * WITHIN, "every change held at its step")
         except AssertionError as exc:
             waiting = [(hold.match, hold.arrived) for hold in holds if not hold.held]
             raise AssertionError(f"{exc}; not held: {waiting}; log: {bot.log.read_text()[-3000:]}") from None
