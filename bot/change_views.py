@@ -120,7 +120,8 @@ class SlackChangeView:
     def _time_limit_words(self, change: ChangeRecord) -> str:
         words = f"{change.trustee}'s {RIGHT_WORDS[change.right]} on {change.mailbox}"
         if change.state is ChangeState.VERIFIED:
-            return f":alarm_clock: The time limit ran out: {words} was removed (granted by <@{change.approved_by}>)."
+            gone = "had already been removed" if _done(change) != "done" else "was removed"
+            return f":alarm_clock: The time limit ran out: {words} {gone} (granted by <@{change.approved_by}>)."
         return f":x: The time limit ran out but removing {words} failed: {change.detail}. Remove it by hand."
 
     async def _notice(self, text: str) -> None:
