@@ -174,6 +174,7 @@ class Pipeline:
                     await self.view.escalate(change)
                 except EmailDoctorError as exc:
                     log.warning("could not announce the overdue revocation %s: %s", change.id, exc)
+                    await self.store.mark_escalated(change.id, escalated=False)
         return settled
 
     # --- the steps ------------------------------------------------------------------------------------------

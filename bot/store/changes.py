@@ -297,12 +297,14 @@ class Changes(AuditLog):
                     )
             return _change(row)
 
-    async def mark_escalated(self, change_id: int) -> bool:
-        """True for the one caller that gets to tell people the revocation is overdue."""
+    async def mark_escalated(self, change_id: int, *, escalated: bool = True) -> bool:
+        """True for the one caller that gets to tell people the revocation is overdue; ``escalated=False``
+        takes the mark back (telling them failed), so a later tick tells them again."""
+        done = ChangeRow.escalated_at.is_(None) if escalated else ChangeRow.escalated_at.is_not(None)
         statement = (
             update(ChangeRow)
-            .where(ChangeRow.id == change_id, ChangeRow.escalated_at.is_(None))
-            .values(escalated_at=self._now())
+            .where(ChangeRow.id == change_id, done)
+            .values(escalated_at=self._now() if escalated else None)
             .returning(ChangeRow.id)
             .execution_options(**_NO_SYNC)
         )

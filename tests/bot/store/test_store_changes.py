@@ -147,3 +147,5 @@ async def test_overdue_revocations_and_escalating_once(store: Store, clock: Fake
     assert [c.parent_id for c in overdue] == [grant_id]
     assert await store.mark_escalated(overdue[0].id) is True
     assert await store.mark_escalated(overdue[0].id) is False
+    assert await store.mark_escalated(overdue[0].id, escalated=False) is True  # telling people failed
+    assert await store.mark_escalated(overdue[0].id) is True
