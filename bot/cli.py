@@ -42,7 +42,11 @@ class BotCommand:
         parser.add_argument("--host", help="HTTP mode: address to listen on (default: settings, 127.0.0.1)")
         parser.add_argument("--port", type=int, help="HTTP mode: port (default: settings, 3000)")
         parser.add_argument(
-            "--tick", type=float, default=30.0, metavar="S", help="seconds between scheduler runs: audits, expiries, the reconciler (default 30)"
+            "--tick",
+            type=float,
+            default=30.0,
+            metavar="S",
+            help="seconds between scheduler runs: audits, expiries, the reconciler (default 30)",
         )
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
