@@ -8,6 +8,7 @@ tests/bot/e2e/test_crashes.py and bench/kill_rounds.py (which counts outcomes ov
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +100,8 @@ async def kill_round(sandbox: Sandbox, folder: Path, store_url: str, backend: st
     bot = BotProcess(sandbox, folder, store_url)
     try:
         slack = SlackClient(workspace, bot_url=await bot.start(), slack_base_url=sandbox.urls.slack)
-        for _, mailbox, is_timed in plan:
-            await request_and_approve(slack, workspace, mailbox, "1m" if is_timed else None)
+        # All at once: the time limits start at approval, so the sooner every change is at its step the better.
+        await asyncio.gather(*(request_and_approve(slack, workspace, mb, "1m" if t else None) for _, mb, t in plan))
         try:
             await until(lambda: all(hold.held for hold in holds), 2 * WITHIN, "every change held at its step")
         except AssertionError as exc:
@@ -111,7 +112,11 @@ async def kill_round(sandbox: Sandbox, folder: Path, store_url: str, backend: st
         await bot.start()
         report = Round(backend)
         async with await Store.open(store_url) as store:
-            report.outcomes = [await settled(store, workspace, counters, step, mb, t) for step, mb, t in plan]
+            try:
+                report.outcomes = [await settled(store, workspace, counters, step, mb, t) for step, mb, t in plan]
+            except AssertionError as exc:
+                changes = [(c.id, c.mailbox, c.state, c.detail) for c in await store.recent_changes()]
+                raise AssertionError(f"{exc}; changes: {changes}; log: {bot.log.read_text()[-3000:]}") from None
             if timed:
                 report.escalated = await _expiry_with_exchange_down(sandbox, store, workspace, report)
             report.chain_ok = (await store.verify_audit_chain()).ok
