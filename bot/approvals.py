@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timedelta
 
 from bot import blocks
-from bot.changes import Change, apply_change, describe_duration
+from bot.changes import Change, describe_duration
 from bot.context import BotContext
 from bot.retest import RetestPolicy, retest_until_passing
 from bot.slack_io import Posted
 from bot.store import FixRequest, RequestKind, RequestStatus
 from plugin.doctor import Report
-from plugin.errors import ConfigError, EmailDoctorError
+from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
 
 
@@ -96,37 +95,12 @@ async def refuse(ctx: BotContext, request: FixRequest, user: str, channel: str, 
     await ctx.poster.ephemeral(channel, user, blocks.plain(why))
 
 
-async def approve(ctx: BotContext, request: FixRequest, approver: str) -> None:
-    """The approver won the decision: run the change, report it on the card and in the thread, re-test."""
-    change = change_of(request)
-    await update_card(ctx, request, f":hourglass_flowing_sand: Approved by <@{approver}>; applying in Exchange…")
-    try:
-        result = await apply_change(
-            ctx, change, actor=request.requested_by, approved_by=approver, request_id=request.id
-        )
-    except EmailDoctorError as exc:
-        # Keep the request and the card truthful, then let the error reach the approver as usual.
-        with contextlib.suppress(EmailDoctorError):
-            await ctx.store.mark_failed(request.id, str(exc))
-            await update_card(ctx, request, f":x: Approved by <@{approver}>, but the change did not run: {exc}")
-            await tell_origin(ctx, request, f":x: <@{approver}> approved the fix, but it did not run: {exc}")
-        raise
-    if not result.ok:
-        await ctx.store.mark_failed(request.id, result.detail)
-        await update_card(
-            ctx, request, f":x: Approved by <@{approver}>, but Exchange did not apply it: {result.detail}"
-        )
-        await tell_origin(ctx, request, f":x: <@{approver}> approved the fix, but it failed: {result.detail}")
-        return
-    await ctx.store.mark_done(request.id, f"{result.outcome}; read back: {result.verified}")
-    done = "done" if result.outcome == "changed" else "already in place"
-    status = f":white_check_mark: Approved by <@{approver}>: {done}, read back from Exchange."
-    if change.duration:
-        status += f" It is revoked automatically after {describe_duration(change.duration)}."
-    await update_card(ctx, request, status)
-    await tell_origin(ctx, request, f":white_check_mark: <@{approver}> approved: {change_words(change)} is {done}.")
-    if request.origin_test_user and change.kind == "grant":
-        ctx.tasks.spawn(retest(ctx, request), name=f"retest-{request.id}")
+async def approve(ctx: BotContext, request: FixRequest) -> None:
+    """The approver won the decision, which wrote the change: drive it (bot.pipeline); the card follows it."""
+    change = await ctx.store.request_change(request.id)
+    if change is None:
+        raise ConfigError(f"request {request.id} was approved but has no change recorded")
+    await ctx.pipeline.drive(change.id)
 
 
 async def deny(ctx: BotContext, request: FixRequest, decider: str) -> None:
@@ -147,7 +121,11 @@ def already_decided(request: FixRequest, now: datetime) -> str:
     who = f" by <@{request.decided_by}>" if request.decided_by else ""
     if request.status is RequestStatus.DENIED:
         return f"This request was already denied{who}."
-    outcome = {RequestStatus.DONE: ", and the change is done", RequestStatus.FAILED: ", but the change failed"}
+    outcome = {
+        RequestStatus.APPROVED: ", and the change is under way in Exchange",
+        RequestStatus.DONE: ", and the change is done",
+        RequestStatus.FAILED: ", but the change failed",
+    }
     return f"This request was already approved{who}{outcome.get(request.status, '')}."
 
 

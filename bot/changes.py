@@ -1,19 +1,14 @@
-"""Granting and revoking from chat: always written to the audit log before it runs and again with its outcome,
-read back from Exchange before it reports success, and remembered when it is time-bound."""
+"""What a change of rights is, as people type it: the right, the duration of a time-bound grant, the words.
+(Carrying it out is :mod:`bot.pipeline`.)"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from bot.context import BotContext
 from plugin.diagnosis import Right
 from plugin.errors import ConfigError
-
-if TYPE_CHECKING:
-    from graph.permissions_model import ChangeResult
 
 _DURATION = re.compile(r"^(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?$")
 _MAX_DIGITS = 9
@@ -69,36 +64,3 @@ class Change:
         if self.duration is not None:
             subject["duration_seconds"] = int(self.duration.total_seconds())
         return subject
-
-
-async def apply_change(
-    ctx: BotContext, change: Change, *, actor: str, approved_by: str | None, request_id: int | None
-) -> ChangeResult:
-    """Run the change against Exchange inside the audit log's two-phase record.
-
-    If the store cannot record the start, :class:`bot.store.StoreError` is raised and nothing is changed.
-    """
-    permissions = ctx.permissions
-    if permissions is None:
-        raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot change mailbox rights")
-    async with ctx.store.audited(
-        actor, change.kind, change.subject(), approved_by=approved_by, request_id=request_id
-    ) as record:
-        if change.kind == "grant":
-            expires = ctx.now() + change.duration if change.duration else None
-            result = await permissions.grant(change.right, change.mailbox, change.trustee, expires_at=expires)
-        else:
-            result = await permissions.revoke(change.right, change.mailbox, change.trustee)
-        record.result = "ok" if result.ok else "failed"
-        verified = "read back from Exchange" if result.verified else "not verified"
-        record.detail = f"{result.outcome}: {result.detail} ({verified})"
-    if change.kind == "grant" and result.ok and change.duration is not None:
-        await ctx.store.add_timed_grant(
-            change.right,
-            change.mailbox,
-            change.trustee,
-            ctx.now() + change.duration,
-            request_id=request_id,
-            granted_by=approved_by or actor,
-        )
-    return result

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from plugin.cli import CliContext
 
 DESCRIPTION = """\
-Run the Slack bot: /emailtest, /sendas, /mailaudit, approvals, time-bound grants and scheduled audits.
+Run the Slack bot: /emailtest, /sendas, /mailaudit, approvals, time-bound grants and scheduled audits. At
+start-up and every --tick it also finishes changes to Exchange that a restart or an outage interrupted.
 
 Settings (EMAILDOCTOR_SLACK__…): BOT_TOKEN and SIGNING_SECRET (HTTP mode, the default) or APP_TOKEN with
 MODE=socket; APPROVALS_CHANNEL, IT_USERGROUP_ID (or IT_USER_IDS), AUDIT_CHANNEL and AUDIT_CRON. The store
@@ -41,7 +42,11 @@ class BotCommand:
         parser.add_argument("--host", help="HTTP mode: address to listen on (default: settings, 127.0.0.1)")
         parser.add_argument("--port", type=int, help="HTTP mode: port (default: settings, 3000)")
         parser.add_argument(
-            "--tick", type=float, default=30.0, metavar="S", help="seconds between scheduler runs (default 30)"
+            "--tick",
+            type=float,
+            default=30.0,
+            metavar="S",
+            help="seconds between scheduler runs: audits, expiries, the reconciler (default 30)",
         )
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:

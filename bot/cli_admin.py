@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.changes import describe_duration, parse_duration, parse_right
-from bot.store import Store
+from bot.pipeline import Pipeline
+from bot.store import ChangeRecord, ChangeState, RequestKind, Store
 from graph.cli_signin import add_option, microsoft365
 from plugin.directory_files import FileDirectorySource
 from plugin.errors import ConfigError
@@ -32,14 +33,15 @@ if TYPE_CHECKING:
 
 CHANGE_DESCRIPTION = """\
 {verb} a mailbox right in Exchange Online, then read it back. Idempotent: {verb_lower}ing what is already so
-reports "unchanged". Written to the audit log (EMAILDOCTOR_STORE__URL) before it runs and with its outcome.
+reports "unchanged". Recorded in EMAILDOCTOR_STORE__URL before Exchange is touched, and audited with its
+outcome; if Exchange does not answer, the bot (`emaildoctor bot`) finishes it.
 
 RIGHT is SendAs, SendOnBehalf or FullAccess; the trustee gets (or loses) the right on the mailbox.
 
 examples:
   emaildoctor {verb_lower} SendAs --mailbox alice@business.com --trustee admin@business.com{example_tail}
 
-exit status: 0 changed or already so, 1 Exchange refused or the read-back failed, 2 bad arguments."""
+exit status: 0 done and read back, 1 refused, failed or not finished yet, 2 bad arguments."""
 
 AUDIT_DESCRIPTION = """\
 Inventory every SendAs, SendOnBehalf and FullAccess grant in the tenant with the Exchange admin API's
@@ -50,6 +52,20 @@ needs a right that is missing: a Send As denied predicted before it happens.
 examples:
   emaildoctor audit
   emaildoctor audit --csv rights.csv --json > audit.json"""
+
+
+def change_json(change: ChangeRecord) -> dict[str, object]:
+    return {
+        "change": change.id,
+        "action": str(change.kind),
+        "right": str(change.right),
+        "mailbox": change.mailbox,
+        "trustee": change.trustee,
+        "state": str(change.state),
+        "ok": change.state is ChangeState.VERIFIED,
+        "detail": change.detail,
+        "expires_at": change.expires_at.isoformat() if change.expires_at else None,
+    }
 
 
 def actor() -> str:
@@ -85,41 +101,38 @@ class ChangeCommand:
         longest = timedelta(days=settings.limits.max_grant_days)
         duration = parse_duration(args.duration, longest) if getattr(args, "duration", None) else None
         clock = SystemClock()
-        subject: dict[str, object] = {"right": str(right), "mailbox": args.mailbox, "trustee": args.trustee}
-        if duration is not None:
-            subject["duration_seconds"] = int(duration.total_seconds())
         m365_context = microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock)
         async with m365_context as (m365, admin):
             who = admin or actor()
             secrets = [*settings.secret_values(), *m365.secrets]
             async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
-                async with store.audited(who, self.name, subject, approved_by=who) as record:
-                    if self.name == "grant":
-                        expires = clock.now() + duration if duration else None
-                        result = await m365.permissions.grant(right, args.mailbox, args.trustee, expires_at=expires)
-                    else:
-                        result = await m365.permissions.revoke(right, args.mailbox, args.trustee)
-                    record.result = "ok" if result.ok else "failed"
-                    record.detail = f"{result.outcome}: {result.detail}"
-                if result.ok and duration is not None and result.expires_at is not None:
-                    await store.add_timed_grant(right, args.mailbox, args.trustee, result.expires_at, None, who)
+                pipeline = Pipeline(store, m365.permissions, settings.changes, clock=clock, replica=actor())
+                record = await pipeline.record(
+                    RequestKind(self.name), right, args.mailbox, args.trustee, by=who, duration=duration
+                )
+                change = await pipeline.drive(record.id) or await store.get_change(record.id)
+        ok = change.state is ChangeState.VERIFIED
         if args.json:
-            text = json.dumps(result.to_json(), indent=2)
+            text = json.dumps(change_json(change), indent=2)
         else:
             words = f"{args.trustee} {RIGHT_WORDS[right]} on {args.mailbox}"
-            verified = "read back from Exchange" if result.verified else "not verified"
-            text = f"{self.name} {words}: {result.outcome} ({verified}). {result.detail}"
-            if duration and result.ok:
+            text = f"{self.name} {words}: {change.state}. {change.detail or ''}".rstrip()
+            if not change.state.final:
+                text += (
+                    f"\nNot finished (change {change.id}): the bot (`emaildoctor bot`) keeps trying and posts the "
+                    "outcome in the approvals channel."
+                )
+            if duration and change.state is not ChangeState.FAILED:
                 text += (
                     f"\nTime-bound: revoked after {describe_duration(duration)} by the bot's scheduler "
                     "(`emaildoctor bot` must be running)."
                 )
-            if result.ok and self.name == "grant":
+            if ok and self.name == "grant":
                 text += (
                     "\nExchange can take up to an hour to apply a new right to sending; re-test with emaildoctor test."
                 )
         print(redact(text, secrets), file=context.out)
-        return 0 if result.ok else 1
+        return 0 if ok else 1
 
 
 class AuditCommand:

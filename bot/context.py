@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from bot.limits import Limits
 from bot.people import Approvers
+from bot.pipeline import Pipeline
 from bot.slack_io import Poster
 from bot.store import Store
 from bot.tasks import TaskRegistry
@@ -44,3 +46,17 @@ class BotContext:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """Drives changes to Exchange (bot.pipeline), shown in Slack by bot.change_views."""
+        from bot.change_views import SlackChangeView
+
+        return Pipeline(
+            self.store,
+            self.permissions,
+            self.settings.changes,
+            clock=self.clock,
+            replica=self.replica,
+            view=SlackChangeView(self),
+        )

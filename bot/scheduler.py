@@ -1,7 +1,8 @@
-"""Work on a clock: scheduled audits (once across replicas), expiring requests, revoking time-bound grants.
+"""Work on a clock: scheduled audits (once across replicas), expiring requests, and the reconciler that settles
+changes to Exchange (time limits included).
 
 Each tick is idempotent and safe to run on every replica: scheduled audits are claimed per cron slot, and
-revocations per grant, through the store.
+changes one by one with a lease, through the store. The first tick runs at start-up.
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ from datetime import datetime, timedelta
 from croniter import croniter
 
 from bot import approvals, audits, blocks
-from bot.changes import Change, apply_change
 from bot.context import BotContext
 from plugin.errors import ConfigError, EmailDoctorError
-from plugin.resolve import RIGHT_WORDS
 
 log = logging.getLogger(__name__)
 AUDIT_JOB = "audit"
-TIME_LIMIT_ACTOR = "emaildoctor (time limit)"
 
 
 def check_cron(expression: str) -> None:
@@ -56,7 +54,7 @@ class Scheduler:
                 continue
 
     async def tick(self) -> None:
-        for job in (self.expire_requests, self.revoke_expired_grants, self.scheduled_audit):
+        for job in (self.expire_requests, self.settle_changes, self.scheduled_audit):
             try:
                 await job()
             except EmailDoctorError as exc:  # one failing job must not stop the others or the loop
@@ -66,29 +64,11 @@ class Scheduler:
         for request in await self.ctx.store.expire_due(self.ctx.now()):
             await approvals.update_card(self.ctx, request, ":hourglass: Expired without a decision.")
 
-    async def revoke_expired_grants(self) -> None:
-        ctx = self.ctx
-        for grant in await ctx.store.due_timed_grants(ctx.now()):
-            if not await ctx.store.claim_timed_grant_revocation(grant.id, ctx.replica):
-                continue
-            change = Change("revoke", grant.right, grant.mailbox, grant.trustee)
-            try:
-                result = await apply_change(
-                    ctx, change, actor=TIME_LIMIT_ACTOR, approved_by=grant.granted_by, request_id=grant.request_id
-                )
-                ok, detail = result.ok, result.detail
-            except EmailDoctorError as exc:
-                ok, detail = False, str(exc)
-            await ctx.store.mark_timed_grant_revoked(grant.id, ok, detail)
-            words = f"{grant.trustee}'s {RIGHT_WORDS[grant.right]} on {grant.mailbox}"
-            text = (
-                f":alarm_clock: The time limit ran out: {words} was removed (granted by <@{grant.granted_by}>)."
-                if ok
-                else f":x: The time limit ran out but removing {words} failed: {detail}. Remove it by hand."
-            )
-            channel = ctx.settings.slack.approvals_channel
-            if channel:
-                await ctx.poster.post(channel, blocks.plain(text))
+    async def settle_changes(self) -> None:
+        """The reconciler (bot.pipeline): changes left unfinished by a crash or an outage, due retries, time limits."""
+        settled = await self.ctx.pipeline.reconcile()
+        if settled:
+            log.info("settled %d change(s)", settled)
 
     async def scheduled_audit(self) -> None:
         ctx = self.ctx

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -64,14 +65,14 @@ class Poster:
             response = await self.client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, **self._payload(message)
             )
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             raise _slack_error("post a message", exc) from exc
         return Posted(channel=str(response["channel"]), ts=str(response["ts"]))
 
     async def update(self, where: Posted, message: Message) -> None:
         try:
             await self.client.chat_update(channel=where.channel, ts=where.ts, **self._payload(message))
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             raise _slack_error("update a message", exc) from exc
 
     async def ephemeral(self, channel: str, user: str, message: Message, *, thread_ts: str | None = None) -> None:
@@ -79,7 +80,7 @@ class Poster:
             await self.client.chat_postEphemeral(
                 channel=channel, user=user, thread_ts=thread_ts, **self._payload(message)
             )
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             raise _slack_error("show you a message", exc) from exc
 
     async def upload(self, channel: str, *, filename: str, content: str, title: str, comment: str) -> None:
@@ -88,11 +89,20 @@ class Poster:
             await self.client.files_upload_v2(
                 channel=channel, filename=filename, content=text, title=title, initial_comment=comment
             )
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             raise _slack_error("upload a file", exc) from exc
 
 
-def _slack_error(what: str, exc: SlackApiError) -> ServiceError:
+SLACK_FAILURES = (SlackApiError, TimeoutError, aiohttp.ClientError)
+"""What slack_sdk raises when Slack refuses, or does not answer in time (it does not wrap the latter)."""
+
+
+def _slack_error(what: str, exc: Exception) -> ServiceError:
+    if not isinstance(exc, SlackApiError):
+        code = Code.TIMEOUT if isinstance(exc, TimeoutError) else Code.SERVER_UNAVAILABLE
+        return ServiceError(
+            f"Slack did not answer when asked to {what} ({type(exc).__name__}); it will be retried", code=code
+        )
     error = str(exc.response.get("error", "unknown_error"))
     hint = {
         "not_in_channel": "invite the emaildoctor app to the channel (/invite @emaildoctor)",

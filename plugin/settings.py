@@ -213,6 +213,28 @@ class LimitSettings(_Section):
     mailaudit_runs_per_requester_per_hour: Annotated[int, Field(ge=1, le=1000)] = 4
 
 
+class ChangeSettings(_Section):
+    """How changes to Exchange are driven to a final state (docs/reliability.md)."""
+
+    lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    """A replica working on a change renews its claim this often (a third of it); a dead one lets it lapse."""
+    retry_first_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    retry_max_delay_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 600.0
+    give_up_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 60.0
+    """A grant or revocation Exchange keeps failing is marked failed (and announced) after this long.
+    Time limits are never given up: they are retried until done."""
+    escalate_after_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 15.0
+    """A time limit still not revoked this long after it ran out is announced in the approvals channel."""
+    verify_timeout_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 120.0
+    """A change Exchange accepted but does not show yet is read back until then, then marked failed."""
+
+    @model_validator(mode="after")
+    def _delays_in_order(self) -> Self:
+        if self.retry_first_delay_seconds > self.retry_max_delay_seconds:
+            raise ValueError("changes.retry_first_delay_seconds must not exceed changes.retry_max_delay_seconds")
+        return self
+
+
 class DirectorySettings(_Section):
     path: Path = Path("examples/directory.yaml")
     """Employee list and system outgoing mail server: a YAML file, or a CSV export of the employee list."""
@@ -232,6 +254,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = SlackSettings()
     smtp: SmtpDefaults = SmtpDefaults()
     store: StoreSettings = StoreSettings()
+    changes: ChangeSettings = ChangeSettings()
     directory: DirectorySettings = DirectorySettings()
     limits: LimitSettings = LimitSettings()
 

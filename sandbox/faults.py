@@ -6,9 +6,10 @@ admin API (``PATCH /_sandbox/faults/{service}``) and tests change them at runtim
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 SERVICES = ("login", "graph", "exchange", "smtp", "slack")
 SMTP_STAGES = ("banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data")
@@ -56,6 +57,53 @@ class ServiceFaults:
             raise ValueError("error_status must be an HTTP error status (400-599)")
 
 
+@dataclass(eq=False)
+class Hold:
+    """Requests to one service whose path and body contain every string of ``match``, stopped at a step until
+    :meth:`release` (or, with ``stage=None``, only counted). A test holds the bot at an exact step of a change
+    (``"Add-MailboxPermission", "support@"``), sees it arrive (``held``), kills the bot, and lifts the hold.
+
+    ``stage="request"``: held before the service handles it (nothing happens); ``"response"``: handled (the
+    change is made), the answer withheld. ``skip`` lets the first matching requests through. A held request
+    whose client has gone when the hold lifts is dropped unanswered, as a real service's would be.
+    """
+
+    service: str
+    match: tuple[str, ...]
+    stage: Literal["request", "response"] | None = "request"
+    skip: int = 0
+    arrived: int = 0
+    held: int = 0
+    """Requests waiting at the hold now."""
+    handled: int = 0
+    """Requests the service handled (a held ``request`` once released, every ``response``)."""
+    dropped: int = 0
+    _released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def matches(self, text: str) -> bool:
+        return all(part in text for part in self.match)
+
+    def stops(self) -> bool:
+        """Count an arriving request; True if it is to wait."""
+        self.arrived += 1
+        if self.stage is None or self._released.is_set():
+            return False
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
+
+    async def wait(self) -> None:
+        self.held += 1
+        try:
+            await self._released.wait()
+        finally:
+            self.held -= 1
+
+    def release(self) -> None:
+        self._released.set()
+
+
 @dataclass
 class FaultBook:
     """The faults of every service, with a seeded random source so error rates are repeatable."""
@@ -66,6 +114,29 @@ class FaultBook:
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._burst_left = {name: faults.throttle_burst for name, faults in self.services.items()}
+        self.holds: list[Hold] = []
+
+    def hold(
+        self,
+        service: str,
+        *match: str,
+        stage: Literal["request", "response"] | None = "request",
+        skip: int = 0,
+    ) -> Hold:
+        """Hold (or with ``stage=None`` only count) the matching requests to ``service``; see :class:`Hold`."""
+        if not match:
+            raise ValueError("a hold needs at least one string to match")
+        hold = Hold(self._known(service), tuple(match), stage, skip)
+        self.holds.append(hold)
+        return hold
+
+    def holds_for(self, service: str, text: str) -> list[Hold]:
+        return [hold for hold in self.holds if hold.service == service and hold.matches(text)]
+
+    def release_holds(self) -> None:
+        """Lift every hold (requests whose client has gone are dropped); counting holds keep counting."""
+        for hold in self.holds:
+            hold.release()
 
     def get(self, service: str) -> ServiceFaults:
         return self.services[self._known(service)]

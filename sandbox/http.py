@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sandbox.faults import FaultBook
+from sandbox.faults import FaultBook, Hold
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorResponder = Callable[[int, int], web.Response]
@@ -41,9 +41,45 @@ def fault_middleware(
             return error(429, settings.retry_after_s)
         if faults.roll(settings.error_rate):
             return error(settings.error_status, settings.retry_after_s)
-        return await handler(request)
+        if not faults.holds:
+            return await handler(request)
+        return await _through_holds(request, handler, faults.holds_for(service, await _described(request)))
 
     return middleware
+
+
+async def _described(request: web.Request) -> str:
+    """What holds match against: the path and the body (read once; aiohttp keeps it for the handler)."""
+    return f"{request.path}\n{(await request.read()).decode('utf-8', 'replace')}"
+
+
+async def _through_holds(request: web.Request, handler: Handler, holds: list[Hold]) -> web.StreamResponse:
+    stopping = [hold for hold in holds if hold.stops()]
+    for hold in stopping:
+        if hold.stage == "request":
+            await hold.wait()
+    if _client_gone(request):
+        return _drop(stopping)
+    response = await handler(request)
+    for hold in holds:
+        hold.handled += 1
+    for hold in stopping:
+        if hold.stage == "response":
+            await hold.wait()
+    if _client_gone(request):
+        return _drop(stopping)
+    return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+def _drop(holds: list[Hold]) -> web.Response:
+    """Nobody is listening any more: the answer (status 499, nginx's "client closed request") goes nowhere."""
+    for hold in holds:
+        hold.dropped += 1
+    return web.Response(status=499)
 
 
 @dataclass

@@ -89,6 +89,6 @@ async def _decide(ctx: BotContext, body: dict[str, Any], action: dict[str, Any],
         await ctx.poster.ephemeral(channel, user, blocks.plain(approvals.already_decided(current, ctx.now())))
         return
     if approve:
-        await approvals.approve(ctx, request, user)
+        await approvals.approve(ctx, request)
     else:
         await approvals.deny(ctx, request, user)

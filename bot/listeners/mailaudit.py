@@ -10,9 +10,11 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import audits, blocks
+from bot.change_views import unsettled_lines
 from bot.context import BotContext
 from bot.errors import after_ack
 from bot.scheduler import next_runs
+from bot.store import ChangeOrigin
 from plugin.errors import ConfigError
 
 USAGE = "Usage: `/mailaudit run` (audit now) · `/mailaudit last` (the last audit) · `/mailaudit schedule`"
@@ -44,8 +46,13 @@ async def run_mailaudit(ctx: BotContext, command: dict[str, Any], respond: Async
         return
     if verb == "last":
         stored = await ctx.store.latest_snapshot()
-        message = audits.last_summary(stored) if stored else blocks.plain("No audit has run yet: `/mailaudit run`.")
-        await respond(text=message[0], blocks=message[1], response_type="ephemeral")
+        text, body = audits.last_summary(stored) if stored else blocks.plain("No audit has run yet: `/mailaudit run`.")
+        overdue = await ctx.store.overdue_revocations(ctx.now())  # time limits not yet due are not shown
+        unsettled = await ctx.store.recent_changes(unsettled=True)
+        pending = unsettled_lines(overdue + [c for c in unsettled if c.origin is not ChangeOrigin.TIME_LIMIT])
+        if pending:
+            body = [*body, *blocks.lines_message("Changes not finished yet", pending)[1]]
+        await respond(text=text, blocks=body, response_type="ephemeral")
         return
     # An audit reads every mailbox of the tenant: it spends Exchange's budget, so it is rationed per person.
     allowed = ctx.settings.limits.mailaudit_runs_per_requester_per_hour

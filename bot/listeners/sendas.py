@@ -16,9 +16,11 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import approvals, blocks
-from bot.changes import MAX_DURATION, Change, apply_change, describe_duration, parse_duration, parse_right
+from bot.change_views import SlackChangeView
+from bot.changes import MAX_DURATION, Change, parse_duration, parse_right
 from bot.context import BotContext
 from bot.errors import after_ack
+from bot.store import RequestKind
 from graph.permissions_model import Grant, MailboxRights
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
@@ -94,17 +96,15 @@ async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRes
     assert parsed.change is not None
     change = parsed.change
     if await ctx.approvers.is_it(user):
-        result = await apply_change(ctx, change, actor=user, approved_by=user, request_id=None)
-        words = approvals.change_words(change)
-        if result.ok:
-            done = "done" if result.outcome == "changed" else "already so, nothing changed"
-            tail = (
-                f" It is revoked automatically after {describe_duration(change.duration)}." if change.duration else ""
-            )
-            text = f":white_check_mark: {words}: {done} (read back from Exchange).{tail}"
-        else:
-            text = f":x: Could not {words}: {result.detail}"
-        await _respond(ctx, respond, blocks.plain(text), in_channel=result.ok)
+        kind = RequestKind(change.kind)
+        record = await ctx.pipeline.record(
+            kind, change.right, change.mailbox, change.trustee, by=user, duration=change.duration
+        )
+
+        async def reply(message: blocks.Message, in_channel: bool) -> None:
+            await _respond(ctx, respond, message, in_channel=in_channel)
+
+        await ctx.pipeline.drive(record.id, view=SlackChangeView(ctx, reply))
         return
     request = await approvals.open_request(
         ctx,

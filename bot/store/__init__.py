@@ -1,12 +1,12 @@
-"""The bot's durable store: fix requests and approvals, the hash-chained audit log, audit snapshots,
-Slack retry keys, scheduled-run claims and time-bound grants, in SQLite (one process) or PostgreSQL
+"""The bot's durable store: fix requests and approvals, changes to Exchange (with time limits), the
+hash-chained audit log, audit snapshots, Slack retry keys and scheduled-run claims, in SQLite (one process) or PostgreSQL
 (several replicas), through SQLAlchemy with Alembic migrations.
 
     store = await Store.open(settings.store.url, secrets=settings.secret_values())
     request = await store.create_request(kind=RequestKind.GRANT, right=Right.SEND_AS, …)
     if await store.decide(request.id, approver, approve=True, now=now):   # exactly one click wins
-        async with store.audited(approver, "grant", subject, request_id=request.id) as record:
-            ...                                                         # runs only if audited
+        change = await store.request_change(request.id)                 # written with the decision
+        ...                                                             # bot.pipeline drives it
     await store.close()
 
 Everything returned is a frozen dataclass from :mod:`bot.store.records`; every failure is a
@@ -22,13 +22,14 @@ from bot.store.records import (
     AuditRecord,
     AuditResult,
     ChainReport,
+    ChangeOrigin,
+    ChangeRecord,
+    ChangeState,
     FixRequest,
     RequestKind,
     RequestStatus,
     ScheduledRun,
     Snapshot,
-    TimedGrant,
-    TimedGrantStatus,
 )
 from bot.store.store import Store
 from plugin.clock import Clock
@@ -38,6 +39,9 @@ __all__ = [
     "AuditRecord",
     "AuditResult",
     "ChainReport",
+    "ChangeOrigin",
+    "ChangeRecord",
+    "ChangeState",
     "Clock",
     "FixRequest",
     "InvalidStateError",
@@ -48,8 +52,6 @@ __all__ = [
     "Snapshot",
     "Store",
     "StoreError",
-    "TimedGrant",
-    "TimedGrantStatus",
     "UnknownRecordError",
     "create_store_engine",
 ]

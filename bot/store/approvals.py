@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from bot.store.changes import insert_change
 from bot.store.core import StoreCore, aware_utc
 from bot.store.errors import InvalidStateError, SelfApprovalError, UnknownRecordError
 from bot.store.models import RequestRow
-from bot.store.records import FixRequest, RequestKind, RequestStatus
+from bot.store.records import ChangeOrigin, FixRequest, RequestKind, RequestStatus
 from plugin.diagnosis import Right
 
 _NO_SYNC = {"synchronize_session": False}
@@ -102,6 +103,9 @@ class FixRequests(StoreCore):
     async def decide(self, request_id: int, decided_by: str, approve: bool, now: datetime) -> bool:
         """Approve or deny a pending, unexpired request. True only for the one call that decided it.
 
+        Approving writes the change it asks for (see :meth:`Store.request_change`) in the same transaction:
+        an approved request always has its change, so "already approved" never hides one that never ran.
+
         False when the request was already decided or has expired (read it with :meth:`get_request`
         to say why). The requester approving their own request raises :class:`SelfApprovalError`
         (denying it, i.e. withdrawing it, is allowed).
@@ -123,8 +127,25 @@ class FixRequests(StoreCore):
                 )
                 .values(status=status.value, decided_by=decided_by, decided_at=now)
             )
-            updated = await session.execute(statement.returning(RequestRow.id).execution_options(**_NO_SYNC))
-            return updated.scalar_one_or_none() is not None
+            updated = await session.execute(statement.returning(RequestRow).execution_options(**_NO_SYNC))
+            row = updated.scalar_one_or_none()
+            if row is None:
+                return False
+            if approve:
+                await insert_change(
+                    session,
+                    kind=RequestKind(row.kind),
+                    origin=ChangeOrigin.REQUEST,
+                    right=Right(row.right),
+                    mailbox=row.mailbox,
+                    trustee=row.trustee,
+                    requested_by=row.requested_by,
+                    approved_by=decided_by,
+                    duration=None if row.duration_seconds is None else timedelta(seconds=row.duration_seconds),
+                    request_id=row.id,
+                    now=now,
+                )
+            return True
 
     async def mark_done(self, request_id: int, detail: str | None = None) -> FixRequest:
         """An approved request was carried out."""

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.chain import ChainChecker, canonical_json, entry_hash, hashed_fields
 from bot.store.core import StoreCore, aware_utc
@@ -60,42 +61,68 @@ class AuditLog(StoreCore):
         ``subject`` says what was acted on (mailbox, trustee, right …) and must be JSON; ``detail``
         is redacted. Raises :class:`StoreError` if the entry could not be written.
         """
+        canonical_json(dict(subject))  # TypeError / ValueError now, before the write lock is taken
+        async with self._write("append to the audit log") as session:
+            return await self._append(
+                session,
+                actor,
+                action,
+                subject,
+                result,
+                approved_by=approved_by,
+                request_id=request_id,
+                detail=detail,
+                now=now,
+            )
+
+    async def _append(
+        self,
+        session: AsyncSession,
+        actor: str,
+        action: str,
+        subject: Mapping[str, Any],
+        result: str,
+        *,
+        approved_by: str | None = None,
+        request_id: int | None = None,
+        detail: str | None = None,
+        now: datetime | None = None,
+    ) -> AuditEntry:
+        """Append within ``session``'s write transaction: the entry commits (or not) with what else it writes."""
         recorded_at = self._now(now)
         result = str(result)
         subject = dict(subject)
-        canonical_json(subject)  # TypeError / ValueError now, before any lock is taken
         detail = self._redact(detail)
-        async with self._write("append to the audit log") as session:
-            head = (await session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update())).one()
-            seq = head.seq + 1
-            fields = hashed_fields(
-                seq=seq,
-                recorded_at=recorded_at,
-                actor=actor,
-                action=action,
-                subject=subject,
-                result=result,
-                approved_by=approved_by,
-                request_id=request_id,
-                detail=detail,
-            )
-            digest = entry_hash(head.hash, fields)
-            row = AuditRow(
-                seq=seq,
-                recorded_at=recorded_at,
-                actor=actor,
-                action=action,
-                subject=canonical_json(subject),
-                result=result,
-                approved_by=approved_by,
-                request_id=request_id,
-                detail=detail,
-                prev_hash=head.hash,
-                hash=digest,
-            )
-            session.add(row)
-            head.seq, head.hash = seq, digest
-            return _entry(row)  # built before the commit expires the row; the commit runs on leaving the block
+        head = (await session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update())).one()
+        seq = head.seq + 1
+        fields = hashed_fields(
+            seq=seq,
+            recorded_at=recorded_at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            result=result,
+            approved_by=approved_by,
+            request_id=request_id,
+            detail=detail,
+        )
+        digest = entry_hash(head.hash, fields)
+        row = AuditRow(
+            seq=seq,
+            recorded_at=recorded_at,
+            actor=actor,
+            action=action,
+            subject=canonical_json(subject),
+            result=result,
+            approved_by=approved_by,
+            request_id=request_id,
+            detail=detail,
+            prev_hash=head.hash,
+            hash=digest,
+        )
+        session.add(row)
+        head.seq, head.hash = seq, digest
+        return _entry(row)  # built before the commit expires the row; the commit runs when the caller's block ends
 
     @asynccontextmanager
     async def audited(

@@ -22,7 +22,8 @@ NAMING_CONVENTION = {
 }
 
 REQUEST_STATUSES = ("pending", "approved", "denied", "expired", "done", "failed")
-TIMED_GRANT_STATUSES = ("active", "revoking", "revoked", "failed")
+CHANGE_STATES = ("approved", "applying", "applied", "verified", "failed")
+CHANGE_ORIGINS = ("request", "direct", "time_limit")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -153,24 +154,41 @@ class ScheduledRunRow(Base):
     result: Mapped[str | None] = mapped_column(Text)
 
 
-class TimedGrantRow(Base):
-    __tablename__ = "timed_grants"
+class ChangeRow(Base):
+    """One change of rights in Exchange, written before Exchange is touched (see :mod:`bot.pipeline`)."""
+
+    __tablename__ = "changes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(16))
     right: Mapped[str] = mapped_column(String(32))
     mailbox: Mapped[str] = mapped_column(String(320))
     trustee: Mapped[str] = mapped_column(String(320))
-    expires_at: Mapped[datetime]
-    request_id: Mapped[int | None] = mapped_column(Integer)
-    granted_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None]
+    """A time-bound grant's end (and its revocation's original due time)."""
+    request_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    parent_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    """For a time-limit revocation: the grant it ends."""
+    requested_by: Mapped[str] = mapped_column(String(128))
+    approved_by: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claimed_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    shown: Mapped[str | None] = mapped_column(String(16))
+    """The state that Slack last showed (card, notice): views lag behind and catch up."""
+    escalated_at: Mapped[datetime | None]
     detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
     __table_args__ = (
-        CheckConstraint(_one_of("status", TIMED_GRANT_STATUSES), name="status"),
-        Index(None, "status", "expires_at"),
+        CheckConstraint("kind IN ('grant', 'revoke')", name="kind"),
+        CheckConstraint(_one_of("state", CHANGE_STATES), name="state"),
+        CheckConstraint(_one_of("origin", CHANGE_ORIGINS), name="origin"),
+        Index(None, "state", "due_at"),
     )

@@ -139,29 +139,60 @@ class ScheduledRun:
     result: str | None
 
 
-class TimedGrantStatus(StrEnum):
-    """``active`` → ``revoking`` (claimed by one replica) → ``revoked`` | ``failed``."""
+class ChangeState(StrEnum):
+    """``approved`` → ``applying`` → ``applied`` → ``verified`` | ``failed`` (see :mod:`bot.pipeline`)."""
 
-    ACTIVE = "active"
-    REVOKING = "revoking"
-    REVOKED = "revoked"
+    APPROVED = "approved"
+    APPLYING = "applying"
+    APPLIED = "applied"
+    VERIFIED = "verified"
     FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (ChangeState.VERIFIED, ChangeState.FAILED)
+
+
+class ChangeOrigin(StrEnum):
+    REQUEST = "request"
+    """Approved on a card: the request's card and thread show it."""
+    DIRECT = "direct"
+    """Made by IT with /sendas or on the command line."""
+    TIME_LIMIT = "time_limit"
+    """The revocation that ends a time-bound grant; retried until done."""
 
 
 @dataclass(frozen=True)
-class TimedGrant:
-    """A right granted for a limited time, to be revoked automatically at ``expires_at``."""
+class ChangeRecord:
+    """One change of rights: everything needed to finish or undo it, and how far it got."""
 
     id: int
+    kind: RequestKind
+    origin: ChangeOrigin
     right: Right
     mailbox: str
     trustee: str
-    expires_at: datetime
+    duration: timedelta | None
+    expires_at: datetime | None
     request_id: int | None
-    granted_by: str
-    created_at: datetime
-    status: TimedGrantStatus
+    parent_id: int | None
+    requested_by: str
+    approved_by: str
+    state: ChangeState
+    due_at: datetime
+    attempts: int
     claimed_by: str | None
-    claimed_at: datetime | None
-    revoked_at: datetime | None
+    lease_until: datetime | None
+    shown: str | None
+    escalated_at: datetime | None
     detail: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    def subject(self) -> dict[str, object]:
+        """What the audit log records as the change's subject."""
+        subject: dict[str, object] = {"right": str(self.right), "mailbox": self.mailbox, "trustee": self.trustee}
+        if self.duration is not None:
+            subject["duration_seconds"] = int(self.duration.total_seconds())
+        return subject

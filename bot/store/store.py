@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store import schema
 from bot.store.approvals import FixRequests
-from bot.store.auditlog import AuditLog
+from bot.store.changes import Changes
 from bot.store.coordination import Coordination
 from bot.store.engine import WRITE, enable_sqlite_wal, translated
 from bot.store.errors import StoreError
@@ -36,9 +36,9 @@ def _local_migration_lock() -> asyncio.Lock:
     return lock
 
 
-class Store(FixRequests, AuditLog, Snapshots, Coordination):
-    """Fix requests and approvals, the hash-chained audit log, audit snapshots, Slack retry keys,
-    scheduled-run claims and time-bound grants.
+class Store(FixRequests, Changes, Snapshots, Coordination):
+    """Fix requests and approvals, changes to Exchange, the hash-chained audit log, audit snapshots,
+    Slack retry keys and scheduled-run claims.
 
     ``Store(url_or_engine)`` does no I/O; ``await Store.open(url)`` also brings the schema up to
     date. A store built from a URL owns its engine and disposes of it in :meth:`close`; one built

@@ -41,7 +41,10 @@ def _request(status: RequestStatus, *, expires_in: timedelta = timedelta(hours=1
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (RequestStatus.APPROVED, "This request was already approved by <@U0IVAN>."),
+        (
+            RequestStatus.APPROVED,
+            "This request was already approved by <@U0IVAN>, and the change is under way in Exchange.",
+        ),
         (RequestStatus.DONE, "This request was already approved by <@U0IVAN>, and the change is done."),
         (RequestStatus.FAILED, "This request was already approved by <@U0IVAN>, but the change failed."),
         (RequestStatus.DENIED, "This request was already denied by <@U0IVAN>."),

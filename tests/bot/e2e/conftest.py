@@ -25,6 +25,7 @@ from sandbox.clock import ManualClock
 from sandbox.runtime import Sandbox
 from sandbox.slack import SlackClient, SlackDelivery, SlackMessage, SlackWorkspace
 from sandbox.testing import SandboxFactory
+from tests.bot.e2e.bot_process import poll
 from tests.bot.store.support import Database
 
 HELPDESK, APPROVALS, AUDIT = "C0HELPDESK", "C0ITAPPROVE", "C0MAILAUDIT"
@@ -87,6 +88,17 @@ class World:
 
     def latest(self, message: SlackMessage) -> SlackMessage:
         return self.workspace.message(message.channel, message.ts)
+
+    async def outcomes(self, action: str, count: int = 1) -> list[tuple[str, str, str | None]]:
+        """The (result, actor, approved_by) of the first ``count`` ``action`` entries, once the audit log has them:
+        a change's outcome is written with its final state, so this waits for the change, not for a moment."""
+
+        async def entries() -> list[tuple[str, str, str | None]] | None:
+            log = await self.ctx.store.audit_entries(limit=200)
+            found = [(e.result, e.actor, e.approved_by) for e in log if e.action == action]
+            return found[:count] if len(found) >= count else None
+
+        return await poll(entries, WAIT, f"the outcome of {count} {action}")
 
     async def settle(self) -> None:
         """Wait until the bot's background work (re-tests, audits) is done."""

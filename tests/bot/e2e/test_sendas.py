@@ -47,13 +47,10 @@ async def test_it_grants_and_revokes_directly(world: World) -> None:
     await world.command(IVAN, "/sendas", "grant SendAs admin@business.com grace@business.com")
     await _answer(world, "already so, nothing changed")
     await world.command(IVAN, "/sendas", "revoke SendAs admin@business.com grace@business.com")
-    await world.wait(lambda: world.sandbox.tenant.grant_record(*record) is None)
-    # The answer (and its audit entry) comes once Exchange's eventually consistent reads show the removal.
-    answers = world.workspace.response_posts
-    await world.wait(lambda: sum("(read back from Exchange)" in str(p.payload) for p in answers()) >= 3)
-    actions = [(e.action, e.result, e.actor, e.approved_by) for e in await world.ctx.store.audit_entries(limit=50)]
-    assert actions.count(("grant", "ok", IVAN, IVAN)) == 2
-    assert ("revoke", "ok", IVAN, IVAN) in actions
+    # The outcome is written with the change's final state: wait for that, not for Exchange's side of it.
+    assert await world.outcomes("revoke") == [("ok", IVAN, IVAN)]
+    assert world.sandbox.tenant.grant_record(*record) is None
+    assert await world.outcomes("grant", 2) == [("ok", IVAN, IVAN)] * 2
 
 
 async def test_others_get_an_approval_request(world: World) -> None:
@@ -80,6 +77,31 @@ async def test_time_bound_grant_is_revoked_when_it_expires(world: World) -> None
     assert "bob@business.com's Full Access on support@business.com was removed" in notice.text
     revoked = [e for e in await world.ctx.store.audit_entries(limit=50) if e.action == "revoke"]
     assert [(e.actor, e.result) for e in revoked] == [("emaildoctor (time limit)", "ok")]
+
+
+async def test_a_failed_revocation_is_retried_escalated_and_listed_in_mailaudit(world: World) -> None:
+    record = ("FullAccess", "support@business.com", "bob@business.com")
+    await world.command(IVAN, "/sendas", "grant FullAccess bob@business.com support@business.com for 1h")
+    await _answer(world, "revoked automatically after 1h")
+    scheduler = Scheduler(world.ctx, started_at=world.clock.now())
+    world.sandbox.faults.set("exchange", error_rate=1.0, retry_after_s=0)  # Exchange is down when it runs out
+    world.clock.advance(timedelta(hours=1, minutes=16).total_seconds())  # past the 15-minute escalation bound
+    await scheduler.tick()
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    notice = await world.top(APPROVALS, "removing it has failed 1 times")
+    assert "bob@business.com's Full Access on support@business.com" in notice.text
+    await world.command(IVAN, "/mailaudit", "last")
+    listed = await _answer(world, "Changes not finished yet")
+    assert "time limit of bob@business.com's Full Access on support@business.com ran out" in str(listed.payload)
+
+    world.sandbox.faults.reset("exchange")
+    await scheduler.tick()  # the retry is not due yet: nothing happens
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    world.clock.advance(60)
+    await scheduler.tick()
+    assert world.sandbox.tenant.grant_record(*record) is None
+    assert await world.outcomes("revoke") == [("ok", "emaildoctor (time limit)", IVAN)]
+    await world.top(APPROVALS, "The time limit ran out")
 
 
 async def test_bad_arguments_change_nothing(world: World) -> None:

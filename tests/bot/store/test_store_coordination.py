@@ -1,4 +1,4 @@
-"""Once across replicas: Slack retry keys, scheduled runs, time-bound grant revocations."""
+"""Once across replicas: Slack retry keys and scheduled runs (changes: test_store_changes.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.store import InvalidStateError, Store, TimedGrantStatus, UnknownRecordError
-from bot.store.coordination import REVOCATION_LEASE
-from plugin.diagnosis import Right
+from bot.store import Store, UnknownRecordError
 from tests.bot.store.support import START, FakeClock
 
 MakeStore = Callable[..., Awaitable[Store]]
@@ -68,78 +66,3 @@ async def test_a_scheduled_run_happens_once(make_store: MakeStore, clock: FakeCl
     assert last is not None
     assert (last.slot, last.owner, last.finished_at) == (slot + timedelta(days=1), "replica-a", None)
     assert await first.last_run("never") is None
-
-
-async def _grant(store: Store, hours: float = 8) -> int:
-    grant = await store.add_timed_grant(
-        Right.SEND_AS, "billing@contoso.com", "alice@contoso.com", START + timedelta(hours=hours), 12, "U_IT"
-    )
-    return grant.id
-
-
-async def test_a_timed_grant_becomes_due(store: Store) -> None:
-    grant_id = await _grant(store)
-    await _grant(store, hours=9)
-    assert await store.due_timed_grants(START + timedelta(hours=7, minutes=59)) == []
-    due = await store.due_timed_grants(START + timedelta(hours=8))
-    assert [grant.id for grant in due] == [grant_id]
-    grant = due[0]
-    assert (grant.right, grant.mailbox, grant.trustee, grant.request_id, grant.granted_by, grant.status) == (
-        Right.SEND_AS,
-        "billing@contoso.com",
-        "alice@contoso.com",
-        12,
-        "U_IT",
-        TimedGrantStatus.ACTIVE,
-    )
-    assert grant.expires_at == START + timedelta(hours=8)
-
-
-async def test_one_replica_revokes_a_timed_grant(make_store: MakeStore, clock: FakeClock) -> None:
-    first, second = await make_store(), await make_store()
-    grant_id = await _grant(first)
-    clock.advance(hours=8)
-    won = await asyncio.gather(
-        first.claim_timed_grant_revocation(grant_id, "replica-a"),
-        second.claim_timed_grant_revocation(grant_id, "replica-b"),
-    )
-    assert sorted(won) == [False, True]
-    assert await first.due_timed_grants(clock.now()) == []  # being revoked
-
-    revoked = await second.mark_timed_grant_revoked(grant_id, True, "removed and read back")
-    assert (revoked.status, revoked.revoked_at, revoked.detail) == (
-        TimedGrantStatus.REVOKED,
-        clock.now(),
-        "removed and read back",
-    )
-    assert revoked.claimed_by == ("replica-a" if won[0] else "replica-b")
-    assert await first.claim_timed_grant_revocation(grant_id, "replica-a") is False
-    with pytest.raises(InvalidStateError, match="revoked, not being revoked"):
-        await first.mark_timed_grant_revoked(grant_id, True)
-
-
-async def test_a_failed_revocation_is_final(store: Store, clock: FakeClock) -> None:
-    grant_id = await _grant(store)
-    clock.advance(hours=8)
-    assert await store.claim_timed_grant_revocation(grant_id, "replica-a")
-    failed = await store.mark_timed_grant_revoked(grant_id, False, "Exchange: throttled")
-    assert (failed.status, failed.revoked_at, failed.detail) == (TimedGrantStatus.FAILED, None, "Exchange: throttled")
-    assert await store.due_timed_grants(clock.now()) == []
-
-
-async def test_a_revocation_abandoned_by_a_dead_replica_is_due_again(store: Store, clock: FakeClock) -> None:
-    grant_id = await _grant(store)
-    clock.advance(hours=8)
-    assert await store.claim_timed_grant_revocation(grant_id, "replica-a")
-    clock.advance(seconds=REVOCATION_LEASE.total_seconds() - 1)
-    assert await store.due_timed_grants(clock.now()) == []
-    assert await store.claim_timed_grant_revocation(grant_id, "replica-b") is False
-    clock.advance(seconds=1)
-    assert [grant.id for grant in await store.due_timed_grants(clock.now())] == [grant_id]
-    assert await store.claim_timed_grant_revocation(grant_id, "replica-b") is True
-
-
-async def test_unknown_timed_grants(store: Store) -> None:
-    assert await store.claim_timed_grant_revocation(404, "replica-a") is False
-    with pytest.raises(UnknownRecordError):
-        await store.mark_timed_grant_revoked(404, True)

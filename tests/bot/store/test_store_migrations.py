@@ -27,8 +27,8 @@ TABLES = {
     "audit_snapshots",
     "fix_requests",
     "idempotency_keys",
+    "changes",
     "scheduled_runs",
-    "timed_grants",
 }
 
 
@@ -166,5 +166,40 @@ async def test_a_store_given_an_engine_leaves_it_open(database: Database, tmp_pa
             await store.migrate()
         async with Store(engine) as store:  # still usable: the store did not dispose of it
             await store.check_schema()
+    finally:
+        await engine.dispose()
+
+
+async def test_0002_carries_time_limits_and_unfinished_approvals_over(database: Database) -> None:
+    engine = create_store_engine(database.url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(store_schema.upgrade, "0001")
+        await database.execute(
+            'INSERT INTO timed_grants ("right", mailbox, trustee, expires_at, request_id, granted_by, created_at, status)'
+            " VALUES ('SendAs', 'a@x.com', 'b@x.com', '2026-01-05 17:00:00', NULL, 'U_IT', '2026-01-05 09:00:00',"
+            " 'failed'), ('SendAs', 'c@x.com', 'd@x.com', '2026-01-05 17:00:00', NULL, 'U_IT',"
+            " '2026-01-05 09:00:00', 'revoked')",
+            'INSERT INTO fix_requests (kind, "right", mailbox, trustee, duration_seconds, requested_by, origin_channel,'
+            " status, created_at, expires_at, decided_by, decided_at) VALUES ('grant', 'FullAccess', 'e@x.com',"
+            " 'f@x.com', 3600, 'U_ANNA', 'C1', 'approved', '2026-01-05 09:00:00', '2026-01-06 09:00:00', 'U_IT',"
+            " '2026-01-05 09:05:00')",
+        )
+        async with engine.begin() as connection:
+            await connection.run_sync(store_schema.upgrade, "head")
+        rows = await database.rows(
+            "SELECT kind, origin, mailbox, state, parent_id IS NOT NULL, request_id FROM changes ORDER BY id"
+        )
+        assert rows == [
+            ("revoke", "time_limit", "a@x.com", "approved", False, None),  # failed for good before: retried now
+            ("grant", "request", "e@x.com", "approved", False, 1),  # approved, never finished: driven now
+            ("revoke", "time_limit", "e@x.com", "approved", True, 1),  # and its time limit
+        ]
+        async with engine.begin() as connection:
+            await connection.run_sync(store_schema.downgrade, "0001")
+        assert await database.rows("SELECT mailbox, status FROM timed_grants ORDER BY id") == [
+            ("a@x.com", "active"),
+            ("e@x.com", "active"),
+        ]
     finally:
         await engine.dispose()
