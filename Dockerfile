@@ -25,16 +25,15 @@ COPY --from=build /opt/emaildoctor /opt/emaildoctor
 RUN mkdir -p /var/lib/emaildoctor && chown 10001:10001 /var/lib/emaildoctor
 USER 10001:10001
 WORKDIR /var/lib/emaildoctor
+# No EMAILDOCTOR_ settings here: the environment outranks `--env-file`, so one set in the image would hide
+# the operator's. The default store URL, sqlite:///emaildoctor.db, lands in the working directory.
 ENV PATH=/opt/emaildoctor/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    EMAILDOCTOR_SLACK__HOST=0.0.0.0 \
-    EMAILDOCTOR_SLACK__PORT=3000 \
-    EMAILDOCTOR_STORE__URL=sqlite:////var/lib/emaildoctor/emaildoctor.db
+    PYTHONUNBUFFERED=1
 EXPOSE 3000
 # Liveness only for now: /healthz answers while the HTTP server runs. The deep readiness check (/readyz:
 # store, Slack, Microsoft 365) is issue 14's next step and will replace this. HTTP mode only: Socket Mode
 # serves no health endpoint yet, so run it with --no-healthcheck.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('EMAILDOCTOR_SLACK__PORT', '3000') + '/healthz', timeout=4)"]
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=4)"]
 ENTRYPOINT ["emaildoctor"]
-CMD ["bot"]
+CMD ["bot", "--host", "0.0.0.0", "--port", "3000"]
