@@ -45,7 +45,7 @@ async def test_every_emaildoctor_command_in_the_readme_runs(sandbox: Sandbox, tm
 
 
 def test_the_settings_example_loads(tmp_path: Path) -> None:
-    settings = load_settings(REPO / "sandbox" / "examples" / ".env.example")
+    settings = load_settings(REPO / "deploy" / "emaildoctor.env.example")
     assert settings.m365.configured
     assert settings.slack.audit_cron == "0 7 * * 1-5"
 
