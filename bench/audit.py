@@ -106,9 +106,9 @@ class Run:
 def directory_with(mailboxes: list[str]) -> Directory:
     """The example directory plus one employee per mailbox that a group holds a right on, each sending through the
     system's admin@ account: the predictions then have to expand (nested) groups for every one of them."""
-    data = yaml.safe_load((ROOT / "examples" / "directory.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((ROOT / "sandbox" / "examples" / "directory.yaml").read_text(encoding="utf-8"))
     data["employees"] += [{"name": f"Employee {i}", "login": f"e{i:05d}", "email": m} for i, m in enumerate(mailboxes)]
-    return raw_directory(data, "examples/directory.yaml + bulk employees")
+    return raw_directory(data, "sandbox/examples/directory.yaml + bulk employees")
 
 
 async def run_audit(services: M365Services, traced: bool, group_held: list[str]) -> Run:

@@ -1,6 +1,6 @@
 """The application's email configuration: the system Outgoing Mail Server and the Employee List.
 
-A *directory source* loads it. The embedded source reads a YAML file (``examples/directory.yaml``)
+A *directory source* loads it. The embedded source reads a YAML file (``sandbox/examples/directory.yaml``)
 whose employees are listed inline or come from a CSV export of the Employee List
 (``employees_csv: employees.csv``), or reads such a CSV export alone. See README.md, "The directory
 file", for the format. Secrets are never stored: a server names an environment variable

@@ -236,7 +236,7 @@ class ChangeSettings(_Section):
 
 
 class DirectorySettings(_Section):
-    path: Path = Path("examples/directory.yaml")
+    path: Path = Path("sandbox/examples/directory.yaml")
     """Employee list and system outgoing mail server: a YAML file, or a CSV export of the employee list."""
 
 

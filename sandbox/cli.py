@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 DESCRIPTION = """\
 Start a faithful local Microsoft 365 tenant (Entra ID sign-in, Microsoft Graph, the Exchange admin API,
 SMTP submission on a STARTTLS and an implicit-TLS port) and the Slack workspace, all on 127.0.0.1 with
-TLS from a throwaway CA, loaded from examples/tenant.yaml (or --tenant). It prints the endpoints and
+TLS from a throwaway CA, loaded from sandbox/examples/tenant.yaml (or --tenant). It prints the endpoints and
 the CA path, writes the EMAILDOCTOR_… settings that point emaildoctor at it to --env-file, and serves
 until you press Ctrl-C.
 
@@ -52,7 +52,9 @@ class SandboxCommand:
             metavar="FILE",
             help="write the EMAILDOCTOR_… settings (and SMTP password variables) that point emaildoctor here",
         )
-        parser.add_argument("--tenant", type=Path, metavar="FILE", help="tenant file (default: examples/tenant.yaml)")
+        parser.add_argument(
+            "--tenant", type=Path, metavar="FILE", help="tenant file (default: the built-in business.com example)"
+        )
         parser.add_argument(
             "--workdir", type=Path, default=Path(".sandbox"), metavar="DIR",
             help="where ca.pem, the app certificate and the directory copy go (default: .sandbox)",

@@ -266,7 +266,9 @@ class DemoCommand:
             help="seconds the sandbox's Exchange takes to apply a new right (default 20)",
         )
         parser.add_argument("--step-timeout", type=float, default=30.0, metavar="S", help=argparse.SUPPRESS)
-        parser.add_argument("--tenant", type=Path, help="the sandbox's tenant file (default: examples/tenant.yaml)")
+        parser.add_argument(
+            "--tenant", type=Path, help="the sandbox's tenant file (default: the built-in business.com example)"
+        )
         parser.add_argument("--workdir", type=Path, help="keep the sandbox's files here (default: a temporary folder)")
         parser.add_argument("--no-color", action="store_true", help="plain text, no terminal colours")
 

@@ -1,4 +1,4 @@
-"""Load a :class:`~sandbox.state.Tenant` from ``tenant.yaml`` (see ``examples/tenant.yaml``)."""
+"""Load a :class:`~sandbox.state.Tenant` from ``tenant.yaml`` (see ``sandbox/examples/tenant.yaml``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from sandbox.settings import Behaviour
 from sandbox.state import AccessPolicy, App, Group, Tenant, User
 from sandbox.tls import app_certificate_from_pem, generated_app_certificate
 
-EXAMPLE_TENANT = Path(__file__).resolve().parents[1] / "examples" / "tenant.yaml"
+# Package data (pyproject.toml), so an installed wheel's sandbox and demo find them as the checkout does.
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLE_TENANT = EXAMPLES / "tenant.yaml"
 _MAILBOX_NAMESPACE = uuid.UUID("0d4a2c1e-6f3b-4b8e-9c7d-5a1e2f3b4c5d")
 
 
@@ -24,7 +26,7 @@ class TenantFileError(ValueError):
 
 
 def load_tenant(source: Path | Mapping[str, Any] | None = None, clock: Clock | None = None) -> Tenant:
-    """Build a tenant from a YAML file (default ``examples/tenant.yaml``) or an already-parsed mapping."""
+    """Build a tenant from a YAML file (default ``sandbox/examples/tenant.yaml``) or an already-parsed mapping."""
     if source is None:
         source = EXAMPLE_TENANT
     if isinstance(source, Path):

@@ -95,7 +95,7 @@ class Sandbox:
         propagation_delay_seconds: float | None = None,
         host: str = "127.0.0.1",
     ) -> AsyncIterator[Sandbox]:
-        """Start every service (default tenant: ``examples/tenant.yaml``) and stop them on exit."""
+        """Start every service (default tenant: ``sandbox/examples/tenant.yaml``) and stop them on exit."""
         if isinstance(tenant_path_or_state, Tenant):
             tenant = tenant_path_or_state
             if clock is not None:
@@ -288,7 +288,7 @@ class Sandbox:
         text = re.sub(r"(?m)^(\s*port:\s*)587\b", rf"\g<1>{self.urls.smtp_starttls_port}", text)
         text = re.sub(r"(?m)^(\s*port:\s*)465\b", rf"\g<1>{self.urls.smtp_tls_port}", text)
         header = (
-            "# Written by the emaildoctor sandbox: examples/directory.yaml with smtp.office365.com replaced by the\n"
+            "# Written by the emaildoctor sandbox: sandbox/examples/directory.yaml with smtp.office365.com replaced by the\n"
             "# sandbox's SMTP submission service. Regenerated on every start.\n"
         )
         self.directory_path.write_text(header + text, encoding="utf-8")

@@ -55,7 +55,7 @@ async def test_the_whole_story_plays_and_exits_0() -> None:
 
 async def test_a_step_that_does_not_happen_fails_the_demo(tmp_path: Path) -> None:
     """If admin@ already holds Send As on alice@, her test passes, so step 1 of the story cannot happen."""
-    tenant = (REPO / "examples" / "tenant.yaml").read_text()
+    tenant = (REPO / "sandbox" / "examples" / "tenant.yaml").read_text()
     marker = "rights:\n"
     assert marker in tenant
     changed = tenant.replace(

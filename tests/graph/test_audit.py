@@ -39,7 +39,7 @@ from sandbox.testing import SandboxFactory, manual_clock
 from tests.graph.fixtures_exchange import RecordingSleep, exchange_for, record_cmdlets
 from tests.graph.fixtures_m365 import graph_stack, m365_settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sandbox" / "examples"
 ORPHAN = "S-1-5-21-3623811015-3361044348-30300820-1013"
 SP = "143a87ab-1675-41a6-ab2c-2cd527f82665"
 ADMIN, GRACE, HENRY, SALES, SUPPORT, FRANK, IVAN, OSCAR = (

@@ -24,7 +24,7 @@ from sandbox.testing import SandboxFactory, manual_clock
 from tests.graph.fixtures_exchange import exchange_for, record_cmdlets
 from tests.graph.test_audit import users_for
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sandbox" / "examples"
 
 ADMIN, KIM, ALICE, BOB, CAROL = (f"{n}@business.com" for n in ("admin", "kim", "alice", "bob", "carol"))
 SENDERS, OPERATORS = "mail-senders@business.com", "mail-operators@business.com"

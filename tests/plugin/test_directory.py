@@ -12,7 +12,7 @@ from plugin.directory_files import FileDirectorySource, load_directory
 from plugin.errors import DirectoryError, NotFoundError
 from plugin.settings import Security
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sandbox" / "examples"
 
 
 def _write(tmp_path: Path, text: str, name: str = "directory.yaml") -> Path:

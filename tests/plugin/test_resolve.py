@@ -12,7 +12,7 @@ from plugin.directory_files import load_directory
 from plugin.errors import ConfigError
 from plugin.resolve import ResolutionError, SignIn, resolve
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sandbox" / "examples"
 ADMIN = "admin@business.com"
 
 # login -> (principal, from, sender, transport, sign-in, right)

@@ -17,7 +17,7 @@ from sandbox.slack import SlackWorkspace
 BOT_TOKEN = "xoxb-1111-2222-sandboxbottoken"
 APP_TOKEN = "xapp-1-A0EMAILDOC-3333-sandboxapptoken"
 
-# The slack: section of examples/tenant.yaml (the story of examples/README.md), plus #random where the bot is not.
+# The slack: section of sandbox/examples/tenant.yaml (the story of sandbox/examples/README.md), plus #random where the bot is not.
 WORKSPACE_DATA: dict[str, Any] = {
     "team": {"id": "T0BUSINESS", "domain": "business", "name": "Business Inc"},
     "bot": {

@@ -13,7 +13,7 @@ from sandbox.slack import WorkspaceConfigError, load_workspace
 
 from .support import workspace_data
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[2] / "sandbox" / "examples"
 
 
 def test_the_example_tenant_loads() -> None:

@@ -1,0 +1,39 @@
+# The emaildoctor bot as a container: the wheel and its dependencies in a venv on a slim Python base,
+# run as an unprivileged user. Build: `podman build -t emaildoctor .` (or docker build); see docs/operations.md.
+# PYTHON_IMAGE must carry python3 with venv (python:3.12-slim does; so does an image made from Debian's
+# python3 and python3-venv packages). Both stages use the same image, so the venv's python path holds.
+ARG PYTHON_IMAGE=python:3.12-slim
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY plugin plugin
+COPY graph graph
+COPY bot bot
+COPY sandbox sandbox
+RUN python3 -m venv /opt/build \
+ && /opt/build/bin/pip install --no-cache-dir build \
+ && /opt/build/bin/python -m build --wheel --outdir /dist . \
+ && python3 -m venv /opt/emaildoctor \
+ && /opt/emaildoctor/bin/pip install --no-cache-dir /dist/*.whl
+
+FROM ${PYTHON_IMAGE}
+# Only the installed wheel comes over: no sources, no build tools.
+COPY --from=build /opt/emaildoctor /opt/emaildoctor
+# A numeric user needs no useradd (minimal Debian images lack it); /var/lib/emaildoctor holds the SQLite
+# store when no PostgreSQL URL is given.
+RUN mkdir -p /var/lib/emaildoctor && chown 10001:10001 /var/lib/emaildoctor
+USER 10001:10001
+WORKDIR /var/lib/emaildoctor
+# No EMAILDOCTOR_ settings here: the environment outranks `--env-file`, so one set in the image would hide
+# the operator's. The default store URL, sqlite:///emaildoctor.db, lands in the working directory.
+ENV PATH=/opt/emaildoctor/bin:$PATH \
+    PYTHONUNBUFFERED=1
+EXPOSE 3000
+# Liveness only for now: /healthz answers while the HTTP server runs. The deep readiness check (/readyz:
+# store, Slack, Microsoft 365) is issue 14's next step and will replace this. HTTP mode only: Socket Mode
+# serves no health endpoint yet, so run it with --no-healthcheck.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=4)"]
+ENTRYPOINT ["emaildoctor"]
+CMD ["bot", "--host", "0.0.0.0", "--port", "3000"]
