@@ -22,6 +22,8 @@ DEFAULT_BOT_SCOPES = (
     "usergroups:read",
     "im:write",
     "files:write",
+    "channels:read",
+    "groups:read",
 )
 """What the emaildoctor bot asks for in its manifest; ``bot.scopes`` in tenant.yaml overrides it."""
 
