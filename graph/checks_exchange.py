@@ -117,15 +117,18 @@ async def service_principal_check(m365: M365Services, directory: Directory, sett
     except ExchangeNotFoundError:
         return [failed("smtp", name, f"Exchange has no service principal for the app {app_id}", register)]
     except EmailDoctorError as exc:
-        return [skipped("smtp", name, f"not verified: {exc}")]
-    found = ", ".join(str(r.get("DisplayName") or r.get("AppId")) for r in result.rows) or app_id
-    rows = [passed("smtp", name, f"registered ({found})")]
+        # The role may not cover Get-ServicePrincipal (the exchange area names it); the real sign-in below decides.
+        rows = [skipped("smtp", name, f"not verified: {exc}")]
+        unconfirmed = register
+    else:
+        found = ", ".join(str(r.get("DisplayName") or r.get("AppId")) for r in result.rows) or app_id
+        rows, unconfirmed = [passed("smtp", name, f"registered ({found})")], ""
     servers = {(s.effective_host, s.effective_port, s.effective_security, s.user): s for s in smtp_servers(directory)}
-    rows += await asyncio.gather(*(_xoauth2(m365, settings, s) for s in servers.values() if s.oauth))
+    rows += await asyncio.gather(*(_xoauth2(m365, settings, s, unconfirmed) for s in servers.values() if s.oauth))
     return rows
 
 
-async def _xoauth2(m365: M365Services, settings: Settings, server: MailServer) -> CheckResult:
+async def _xoauth2(m365: M365Services, settings: Settings, server: MailServer, register: str) -> CheckResult:
     name = f"XOAUTH2 sign-in as {server.user}"
     request = ProbeRequest(
         host=server.effective_host,
@@ -149,5 +152,9 @@ async def _xoauth2(m365: M365Services, settings: Settings, server: MailServer) -
         "smtp",
         name,
         f"{diagnosis.cause if diagnosis else result.stage} [{diagnosis.code if diagnosis else 'unknown'}]",
-        diagnosis.fix if diagnosis else "See emaildoctor smtp-test --oauth for the transcript.",
+        " ".join(
+            part
+            for part in (diagnosis.fix if diagnosis else "See emaildoctor smtp-test --oauth for the transcript.", register)
+            if part
+        ),
     )
