@@ -154,7 +154,10 @@ async def _xoauth2(m365: M365Services, settings: Settings, server: MailServer, r
         f"{diagnosis.cause if diagnosis else result.stage} [{diagnosis.code if diagnosis else 'unknown'}]",
         " ".join(
             part
-            for part in (diagnosis.fix if diagnosis else "See emaildoctor smtp-test --oauth for the transcript.", register)
+            for part in (
+                diagnosis.fix if diagnosis else "See emaildoctor smtp-test --oauth for the transcript.",
+                register,
+            )
             if part
         ),
     )

@@ -197,12 +197,12 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
             changes: dict[str, object] = {
                 _APP_FIELDS[key]: _names(body[key], key) for key in _APP_FIELDS if key in body
             }
-            if "exchange_service_principal" in body:
-                if not isinstance(body["exchange_service_principal"], bool):
-                    raise BadInputError("exchange_service_principal must be true or false")
-                changes["exchange_service_principal"] = body["exchange_service_principal"]
         except BadInputError as exc:
             return _bad(str(exc))
+        if "exchange_service_principal" in body:
+            if not isinstance(body["exchange_service_principal"], bool):
+                return _bad("exchange_service_principal must be true or false")
+            changes["exchange_service_principal"] = body["exchange_service_principal"]
         unknown = set(body) - set(_APP_FIELDS) - {"exchange_service_principal"}
         if unknown:
             return _bad(f"unknown field(s): {', '.join(sorted(unknown))}")

@@ -242,5 +242,5 @@ async def test_store_checks_find_a_broken_audit_chain(sandbox: Sandbox, tmp_path
 
 async def test_unusable_settings_exit_2_from_the_installed_command(sandbox: Sandbox, tmp_path: Path) -> None:
     env_file = sandbox_env_file(sandbox, tmp_path, EMAILDOCTOR_M365__AUTHORITY_HOST="http://login.example")
-    code, out, err = await run("--env-file", str(env_file), "check", cwd=tmp_path)
+    code, _, err = await run("--env-file", str(env_file), "check", cwd=tmp_path)
     assert code == 2 and "EMAILDOCTOR_M365__AUTHORITY_HOST" in err and "Traceback" not in err
