@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_io import build_web_client
 from plugin.checks import CheckResult, failed, passed, skipped
+from plugin.errors import ConfigError
 from plugin.settings import Settings, SlackMode, SlackSettings
 
 REQUIRED_SCOPES = (
@@ -174,3 +175,16 @@ async def _socket_mode(slack: SlackSettings) -> CheckResult:
 
 
 PROVIDER = SlackChecks()
+
+
+async def startup_problems(slack: SlackSettings) -> list[str]:
+    """At `emaildoctor bot` start-up: raise :class:`ConfigError` when the bot token fails ``auth.test`` (the bot
+    would be useless), and return warnings for what makes it half useful (nobody can approve, missing scopes or
+    channels) for the log."""
+    if slack.bot_token is None:
+        return []
+    rows = await slack_checks(build_web_client(slack), slack)
+    token = rows[0]
+    if token.ok is False:
+        raise ConfigError(f"the Slack bot token does not work: {token.detail}. {token.fix}")
+    return [f"{row.name}: {row.detail}. {row.fix}" for row in rows if row.ok is False]

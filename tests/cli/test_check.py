@@ -5,9 +5,11 @@ test runs the installed command for the exit status of unusable settings."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from plugin.cli import CliContext, _environ, build_parser
 from plugin.cli_check import COMMAND
 from sandbox.runtime import Sandbox
 from sandbox.testing import SandboxFactory
-from tests.commands import run, sandbox_env_file
+from tests.commands import run, sandbox_env_file, start
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -218,6 +220,22 @@ async def test_slack_faults_each_name_their_fix(sandbox_factory: SandboxFactory,
         code, checks = await check_json(env_file, "--only", "slack")
         assert code == 1 and set(checks) == {"Slack bot token"}
         assert "invalid_auth" in checks["Slack bot token"]["detail"]
+
+        # `emaildoctor bot` refuses to start with that token, and starts (with warnings) when nobody can approve.
+        code, out, err = await run("--env-file", str(env_file), "bot", cwd=tmp_path, within=60)
+        assert code == 2 and "the Slack bot token does not work: auth.test refused it: invalid_auth" in err, err
+        assert "Traceback" not in err and "xoxb-0000-not-a-token" not in out + err
+        env_file = sandbox_env_file(sandbox, tmp_path, "port.env", EMAILDOCTOR_SLACK__PORT="0")
+        process = await start("--env-file", str(env_file), "bot", cwd=tmp_path)
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, rest = await asyncio.wait_for(process.communicate(), 30)
+        assert "listening on http://127.0.0.1:" in line, line + rest.decode()
+        assert process.returncode == 0
+        assert "emaildoctor bot: warning: IT approvers: nobody can approve" in rest.decode()
 
 
 async def test_store_checks_find_a_broken_audit_chain(sandbox: Sandbox, tmp_path: Path) -> None:
