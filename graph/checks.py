@@ -55,7 +55,7 @@ class Microsoft365Checks:
             ]
         directory = await asyncio.to_thread(_directory, settings)
         async with M365Services(settings.m365) as m365:
-            rows = [*_certificate_rows(settings)]
+            rows = [*certificate_rows(settings)]
             graph_ok, graph_rows = await _token_rows(
                 m365, "Microsoft Graph", graph_scope(settings.m365), _graph_roles()
             )
@@ -113,7 +113,7 @@ async def _token_rows(
     return True, [*signed_in, passed("m365", name, f"issued with {', '.join(needed)}")]
 
 
-def _certificate_rows(settings: Settings) -> list[CheckResult]:
+def certificate_rows(settings: Settings) -> list[CheckResult]:
     path = settings.m365.certificate_path
     if path is None:
         return []

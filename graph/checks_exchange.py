@@ -78,14 +78,16 @@ async def try_cmdlet(m365: M365Services, cmdlet: str, probe_identity: str) -> Ch
 async def exchange_checks(m365: M365Services, directory: Directory | None) -> list[CheckResult]:
     probe_identity = _probe_identity(directory)
     rows = list(await asyncio.gather(*(try_cmdlet(m365, c, probe_identity) for c in read_cmdlets())))
-    writes = write_cmdlets()
-    needs = sorted({role_advice(c) for c in writes})
+    by_role: dict[str, list[str]] = {}
+    for cmdlet in write_cmdlets():
+        by_role.setdefault(role_advice(cmdlet), []).append(cmdlet)
+    needs = "; ".join(f"{', '.join(cmdlets)} need {role}" for role, cmdlets in by_role.items())
     rows.append(
         skipped(
             "exchange",
             "Exchange role covers the write cmdlets",
-            f"not verified ({', '.join(writes)} cannot be tried without a change); they need "
-            f"{' and '.join(needs)}; the recommended {' + '.join(RECOMMENDED)} cover every cmdlet",
+            f"not verified (they cannot be tried without a change): {needs}; the recommended "
+            f"{' + '.join(RECOMMENDED)} cover every cmdlet emaildoctor calls",
         )
     )
     return rows
