@@ -9,8 +9,9 @@ reason, so each ✗ has one cause and one fix.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from graph.auth import SignInError, exchange_scope, graph_scope
 from graph.checks_exchange import exchange_checks, service_principal_check
@@ -18,6 +19,7 @@ from graph.services import M365Services
 from graph.token_lint import EXCHANGE_ADMIN_APP_ROLE, GRAPH_SEND_ROLE, SMTP_APP_ROLE, decode_claims
 from plugin.checks import CheckResult, failed, passed, skipped
 from plugin.checks_local import smtp_servers
+from plugin.diagnosis import Code
 from plugin.directory import Directory, Transport
 from plugin.directory_files import load_directory
 from plugin.errors import EmailDoctorError
@@ -66,18 +68,33 @@ class Microsoft365Checks:
             rows += graph_rows + exchange_rows
             if not graph_ok and not exchange_ok:
                 return rows
-            later = []
+            later: list[tuple[str, Coroutine[Any, Any, list[CheckResult]]]] = []
             if exchange_ok and "exchange" in only:
-                later.append(exchange_checks(m365, directory))
+                later.append(("exchange", exchange_checks(m365, directory)))
             if exchange_ok and "smtp" in only and directory is not None:
-                later.append(_smtp_auth_rows(m365, directory))
+                later.append(("smtp", _smtp_auth_rows(m365, directory)))
                 if uses_xoauth2(directory):
-                    later.append(service_principal_check(m365, directory, settings))
+                    later.append(("smtp", service_principal_check(m365, directory, settings)))
             if graph_ok and "directory" in only and directory is not None:
-                later.append(_tenant_rows(m365, directory))
-            for more in await asyncio.gather(*later):
+                later.append(("directory", _tenant_rows(m365, directory)))
+            for more in await asyncio.gather(*(_contained(area, group) for area, group in later)):
                 rows += more
         return rows
+
+
+async def _contained(area: str, group: Coroutine[Any, Any, list[CheckResult]]) -> list[CheckResult]:
+    """One group of checks failing does not hide the others' rows."""
+    try:
+        return await group
+    except EmailDoctorError as exc:
+        return [_unverified(area, f"{area} checks", exc)]
+
+
+def _unverified(area: str, name: str, exc: EmailDoctorError) -> CheckResult:
+    """A missing Exchange role is the exchange area's ✗; rows that needed it only say they could not tell."""
+    if exc.code is Code.EXCHANGE_ROLE_MISSING:
+        return skipped(area, name, "not verified: the app's Exchange role does not allow it (see exchange)")
+    return failed(area, name, str(exc), "Fix the problem named, then run the check again.")
 
 
 def _graph_roles() -> list[str]:
@@ -154,7 +171,7 @@ async def _smtp_auth_rows(m365: M365Services, directory: Directory) -> list[Chec
         try:
             state = await m365.permissions.smtp_auth(account)
         except EmailDoctorError as exc:
-            return failed("smtp", name, f"could not read the switch: {exc}", "Fix the Exchange role checks first.")
+            return _unverified("smtp", name, exc)
         if state.enabled:
             return passed("smtp", name, state.describe(account))
         return failed(
@@ -177,8 +194,14 @@ async def _tenant_rows(m365: M365Services, directory: Directory) -> list[CheckRe
     }
     addresses |= {e.email for e in directory.employees if e.email}
 
+    unverified: list[EmailDoctorError] = []
+
     async def problem(address: str) -> str | None:
-        user = await m365.directory.get_user(address)
+        try:
+            user = await m365.directory.get_user(address)
+        except EmailDoctorError as exc:
+            unverified.append(exc)
+            return None
         if user is None:
             return f"{address}: no such user in the tenant"
         if user.mailbox is MailboxKind.NONE:
@@ -198,6 +221,8 @@ async def _tenant_rows(m365: M365Services, directory: Directory) -> list[CheckRe
                 "licence (Microsoft 365 admin center > Users > Active users).",
             )
         ]
+    if unverified:
+        return [_unverified("directory", name, unverified[0])]
     return [passed("directory", name, f"{len(addresses)} addresses exist, each with a mailbox")]
 
 

@@ -13,7 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from graph.exchange_errors import ExchangeNotFoundError, ExchangeServiceError
-from graph.exchange_roles import CMDLET_ROLES, RECOMMENDED, role_advice
+from graph.exchange_roles import CMDLET_ROLES, RECOMMENDED, role_advice, roles_covering
 from plugin.checks import CheckResult, failed, passed, skipped
 from plugin.checks_local import smtp_servers
 from plugin.classify import Stage
@@ -28,13 +28,29 @@ if TYPE_CHECKING:
     from graph.services import M365Services
 
 READ_PREFIX = "Get-"
+NO_ROLE = "the app has no Exchange role at all (HTTP 403)"
 _NEEDS_IDENTITY = {"Get-MailboxPermission", "Get-DistributionGroupMember"}
 _NO_PARAMETERS = {"Get-TransportConfig", "Get-ServicePrincipal"}
-ROLE_PAGE = (
-    "Entra admin center > Roles and administrators > {role} > Add assignments > the emaildoctor app (an Exchange "
-    "role group such as View-Only Organization Management: Exchange admin center > Roles > Admin roles > the group "
-    "> Assigned > add the app's service principal)"
-)
+ROLE_GROUPS = frozenset(
+    {"View-Only Organization Management", "Organization Management", "Recipient Management", "Help Desk",
+     "Compliance Management"}
+)  # fmt: skip
+"""Exchange role groups (assigned in Exchange to the app's service principal), not Entra roles."""
+
+
+def assign_fix(cmdlet: str) -> str:
+    """Where to assign the least role that covers ``cmdlet`` (an Entra role, or an Exchange role group)."""
+    covering = roles_covering(cmdlet)
+    role = next((r for r in RECOMMENDED if r in covering), covering[0])
+    if role in ROLE_GROUPS:
+        where = (
+            f"add the app's service principal to the Exchange role group {role} (Exchange admin center > Roles > "
+            f"Admin roles > {role} > Assigned; the app must be registered with New-ServicePrincipal first)"
+        )
+    else:
+        where = f"assign the Entra role {role} to the emaildoctor app (Entra admin center > Roles and administrators > {role} > Add assignments)"
+    also = "" if role == "Exchange Administrator" else "; Exchange Administrator alone also covers it"
+    return f"{where[0].upper()}{where[1:]}{also}. A new role can take up to an hour to reach Exchange."
 
 
 def read_cmdlets() -> list[str]:
@@ -67,21 +83,25 @@ async def try_cmdlet(m365: M365Services, cmdlet: str, probe_identity: str) -> Ch
                 f"could not be tried: {exc}",
                 "Run the check again; if it persists, see the message above.",
             )
-        role = role_advice(cmdlet)
         status = exc.info.status
-        said = "the app has no Exchange role at all (HTTP 403)" if status == 403 else f"Exchange answered {status}: "
-        said += "" if status == 403 else (exc.info.text or "not allowed")
-        return failed("exchange", name, f"refused: {said}", "Assign " + ROLE_PAGE.format(role=role) + ".")
+        said = NO_ROLE if status == 403 else f"Exchange answered {status}: {exc.info.text or 'not allowed'}"
+        return failed("exchange", name, f"refused: {said}", assign_fix(cmdlet))
     return passed("exchange", name, "allowed (read-only call, nothing changed)")
 
 
 async def exchange_checks(m365: M365Services, directory: Directory | None) -> list[CheckResult]:
     probe_identity = _probe_identity(directory)
     rows = list(await asyncio.gather(*(try_cmdlet(m365, c, probe_identity) for c in read_cmdlets())))
+    if all(NO_ROLE in row.detail for row in rows):  # one cause, one ✗
+        both = " and ".join(RECOMMENDED)
+        rows = [failed("exchange", "Exchange role", f"every cmdlet refused: {NO_ROLE}", f"Give the app {both}: "
+                       f"{assign_fix('Get-Mailbox')} Then: {assign_fix('Get-TransportConfig')}")]  # fmt: skip
     by_role: dict[str, list[str]] = {}
     for cmdlet in write_cmdlets():
         by_role.setdefault(role_advice(cmdlet), []).append(cmdlet)
-    needs = "; ".join(f"{', '.join(cmdlets)} need {role}" for role, cmdlets in by_role.items())
+    needs = "; ".join(
+        f"{', '.join(cmdlets)} {'need' if len(cmdlets) > 1 else 'needs'} {role}" for role, cmdlets in by_role.items()
+    )
     rows.append(
         skipped(
             "exchange",
@@ -120,7 +140,8 @@ async def service_principal_check(m365: M365Services, directory: Directory, sett
         return [failed("smtp", name, f"Exchange has no service principal for the app {app_id}", register)]
     except EmailDoctorError as exc:
         # The role may not cover Get-ServicePrincipal (the exchange area names it); the real sign-in below decides.
-        rows = [skipped("smtp", name, f"not verified: {exc}")]
+        said = "the app's Exchange role does not cover Get-ServicePrincipal (see exchange)"
+        rows = [skipped("smtp", name, f"not verified: {said if exc.code is Code.EXCHANGE_ROLE_MISSING else exc}")]
         unconfirmed = register
     else:
         found = ", ".join(str(r.get("DisplayName") or r.get("AppId")) for r in result.rows) or app_id

@@ -132,18 +132,24 @@ async def test_exchange_role_gaps_name_the_role_and_never_the_token(sandbox: San
     assert set(refused) == {"Exchange role covers Get-TransportConfig", "Exchange role covers Get-ServicePrincipal"}
     row = refused["Exchange role covers Get-TransportConfig"]
     assert "not allowed to call Get-TransportConfig" in row["detail"]
-    assert "View-Only Organization Management" in row["fix"]
+    assert "Exchange role group View-Only Organization Management" in row["fix"]
+    assert "Entra admin center" not in row["fix"]  # a role group is assigned in Exchange, not in Entra
     assert checks["Exchange role covers Get-Mailbox"]["ok"] is True
 
     await patch_app(sandbox, entra_roles=[], exchange_role_groups=[])  # no role at all: 403 with NUL bytes
     code, checks = await check_json(env_file, "--only", "exchange")
     assert code == 1
     refused = failures(checks)
-    assert "Exchange role covers Get-Mailbox" in refused and len(refused) == len(checks) - 1  # all but "write"
-    assert "no Exchange role at all (HTTP 403)" in refused["Exchange role covers Get-Mailbox"]["detail"]
-    assert "Exchange Recipient Administrator" in refused["Exchange role covers Get-Mailbox"]["fix"]
-    for row in refused.values():
-        assert "token" not in (row["detail"] + row["fix"]).lower(), row
+    assert set(refused) == {"Exchange role"}  # one cause, one ✗
+    assert "no Exchange role at all (HTTP 403)" in refused["Exchange role"]["detail"]
+    assert "Entra role Exchange Recipient Administrator" in refused["Exchange role"]["fix"]
+    assert "Exchange role group View-Only Organization Management" in refused["Exchange role"]["fix"]
+    code, everything = await check_json(env_file)
+    assert code == 1 and set(failures(everything)) == {"Exchange role"}  # the rest say "not verified"
+    assert everything["SMTP AUTH for admin@business.com"]["ok"] is None
+    for row in everything.values():
+        if row["ok"] is not True:  # nothing failed or unverified blames the token
+            assert "token" not in (row["detail"] + row["fix"]).lower(), row
 
 
 async def test_no_exchange_service_principal_says_new_serviceprincipal(sandbox: Sandbox, tmp_path: Path) -> None:
