@@ -70,9 +70,8 @@ async def _checks(engine: AsyncEngine, where: str, secrets: list[str]) -> list[C
     rows = [passed("store", "store reachable", where)]
     head = schema.head_revision()
     if current != head:
-        known = (
-            current is None or ScriptDirectory.from_config(schema.alembic_config()).get_revision(current) is not None
-        )
+        scripts = ScriptDirectory.from_config(schema.alembic_config())
+        known = current is None or current in {script.revision for script in scripts.walk_revisions()}
         fix = _UPGRADE if known else "This database was migrated by a newer emaildoctor: upgrade emaildoctor."
         rows.append(
             failed("store", "migrations current", f"schema at {current or '(empty)'}, this version needs {head}", fix)

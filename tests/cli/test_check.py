@@ -227,6 +227,17 @@ async def test_slack_faults_each_name_their_fix(sandbox_factory: SandboxFactory,
         assert code == 1 and set(checks) == {"Slack bot token"}
         assert "invalid_auth" in checks["Slack bot token"]["detail"]
 
+        socket = sandbox_env_file(
+            sandbox,
+            tmp_path,
+            "socket.env",
+            EMAILDOCTOR_SLACK__MODE="socket",
+            EMAILDOCTOR_SLACK__APP_TOKEN="xapp-1-A0-0-wrong",
+        )
+        code, checks = await check_json(socket, "--only", "slack")
+        row = checks["Socket Mode app token"]
+        assert code == 1 and row["ok"] is False and "EMAILDOCTOR_SLACK__APP_TOKEN" in row["fix"], row
+
         # `emaildoctor bot` refuses to start with that token, and starts (with warnings) when nobody can approve.
         code, out, err = await run("--env-file", str(env_file), "bot", cwd=tmp_path, within=60)
         assert code == 2 and "the Slack bot token does not work: auth.test refused it: invalid_auth" in err, err
@@ -262,6 +273,12 @@ async def test_store_checks_find_a_broken_audit_chain(sandbox: Sandbox, tmp_path
         connection.execute('UPDATE audit_log SET subject = \'{"mailbox":"bob@business.com"}\' WHERE seq = 1')
     code, checks = await check_json(env_file, "--only", "store")
     assert code == 1 and "broken at entry 1" in checks["audit log chain"]["detail"]
+
+    with sqlite3.connect(database) as connection:  # a newer emaildoctor migrated this database
+        connection.execute("UPDATE alembic_version SET version_num = 'f00dfeed0099'")
+    code, checks = await check_json(env_file, "--only", "store")
+    row = checks["migrations current"]
+    assert code == 1 and "schema at f00dfeed0099" in row["detail"] and "upgrade emaildoctor" in row["fix"]
 
 
 async def test_unusable_settings_exit_2_from_the_installed_command(sandbox: Sandbox, tmp_path: Path) -> None:
