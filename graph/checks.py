@@ -27,7 +27,8 @@ from plugin.interfaces import MailboxKind
 from plugin.settings import Settings
 
 CERTIFICATE_WARNING = timedelta(days=30)
-USER_READ_ROLE = "User.Read.All"
+GRAPH_ROLES = ("User.Read.All", GRAPH_SEND_ROLE)
+"""Application permissions every feature needs in the Graph token (user lookups, Graph test sends)."""
 _CONSENT_FIX = (
     "In the Entra admin center, App registrations > {app} > API permissions: add the application permission(s) "
     "{missing} ({resource}), then 'Grant admin consent for the tenant' (manifests/entra-app.json lists them all)."
@@ -58,16 +59,25 @@ class Microsoft365Checks:
         directory = await asyncio.to_thread(_directory, settings)
         async with M365Services(settings.m365) as m365:
             rows = [*certificate_rows(settings)]
-            graph_ok, graph_rows = await _token_rows(
-                m365, "Microsoft Graph", graph_scope(settings.m365), _graph_roles()
-            )
-            needed = [EXCHANGE_ADMIN_APP_ROLE, *([SMTP_APP_ROLE] if uses_xoauth2(directory) else [])]
+            try:
+                graph_ok, graph_rows = await _token_rows(
+                    m365, "Microsoft Graph", graph_scope(settings.m365), GRAPH_ROLES
+                )
+            except SignInError as exc:  # the tenant, the app or the credential: nothing else can be checked
+                detail = f"refused (AADSTS{exc.aadsts or '?'}: {exc.error or exc.code})"
+                return [*rows, failed("m365", "Entra sign-in", detail, str(exc))]
+            credential = "certificate" if settings.m365.certificate_path else "client secret"
+            known = f"tenant {settings.m365.tenant_id} and app {settings.m365.client_id} known, {credential} accepted"
+            rows.append(passed("m365", "Entra sign-in", known))
+            needed = (EXCHANGE_ADMIN_APP_ROLE, *([SMTP_APP_ROLE] if uses_xoauth2(directory) else []))
             exchange_ok, exchange_rows = await _token_rows(
                 m365, "Exchange Online", exchange_scope(settings.m365), needed
             )
             rows += graph_rows + exchange_rows
-            if not graph_ok and not exchange_ok:
-                return rows
+            if not exchange_ok:
+                rows.append(
+                    skipped("exchange", "Exchange role", "not checked: no usable Exchange Online token (see m365)")
+                )
             later: list[tuple[str, Coroutine[Any, Any, list[CheckResult]]]] = []
             if exchange_ok and "exchange" in only:
                 later.append(("exchange", exchange_checks(m365, directory)))
@@ -97,26 +107,18 @@ def _unverified(area: str, name: str, exc: EmailDoctorError) -> CheckResult:
     return failed(area, name, str(exc), "Fix the problem named, then run the check again.")
 
 
-def _graph_roles() -> list[str]:
-    return [USER_READ_ROLE, GRAPH_SEND_ROLE]
-
-
 async def _token_rows(
-    m365: M365Services, resource: str, scope: str, needed: list[str]
+    m365: M365Services, resource: str, scope: str, needed: tuple[str, ...]
 ) -> tuple[bool, list[CheckResult]]:
+    """The token for ``resource`` and whether it carries the ``needed`` roles (a refused sign-in raises)."""
     name = f"token for {resource}"
     try:
         token = (await m365.tokens.token(scope)).token
     except SignInError as exc:
-        where = "Entra sign-in" if resource == "Microsoft Graph" else f"Entra sign-in ({resource})"
-        return False, [failed("m365", where, f"refused (AADSTS{exc.aadsts or '?'}: {exc.error or exc.code})", str(exc))]
-    signed_in = []
-    if resource == "Microsoft Graph":
-        credential = "certificate" if m365.settings.certificate_path else "client secret"
-        detail = f"tenant {m365.settings.tenant_id} and app {m365.settings.client_id} known, {credential} accepted"
-        signed_in.append(passed("m365", "Entra sign-in", detail))
-    claims = decode_claims(token) or {}
-    held = {str(r) for r in claims.get("roles") or ()}
+        if resource == "Microsoft Graph":
+            raise
+        return False, [failed("m365", name, f"sign-in refused (AADSTS{exc.aadsts or '?'})", str(exc))]
+    held = {str(r) for r in (decode_claims(token) or {}).get("roles") or ()}
     missing = [role for role in needed if role not in held]
     if missing:
         app = m365.settings.client_id or "the app"
@@ -126,8 +128,8 @@ async def _token_rows(
                 "add the application",
                 "add (under 'APIs my organization uses' > Office 365 Exchange Online) the application",
             )
-        return False, [*signed_in, failed("m365", name, f"issued, but without the role(s) {', '.join(missing)}", fix)]
-    return True, [*signed_in, passed("m365", name, f"issued with {', '.join(needed)}")]
+        return False, [failed("m365", name, f"issued, but without the role(s) {', '.join(missing)}", fix)]
+    return True, [passed("m365", name, f"issued with {', '.join(needed)}")]
 
 
 def certificate_rows(settings: Settings) -> list[CheckResult]:

@@ -108,7 +108,7 @@ async def test_sign_in_failures_name_the_setting_to_fix(sandbox: Sandbox, tmp_pa
         assert code == 1
         row = checks["Entra sign-in"]
         assert row["ok"] is False and aadsts in row["detail"] and fix in row["fix"], row
-        assert not any(name.startswith("Exchange role covers") for name in checks)  # one cause, one ✗
+        assert set(failures(checks)) == {"Entra sign-in"}  # one cause, one ✗
 
 
 async def test_missing_role_claims_are_named_with_the_consent_to_grant(sandbox: Sandbox, tmp_path: Path) -> None:
