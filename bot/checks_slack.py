@@ -52,7 +52,7 @@ class SlackChecks:
         return await slack_checks(build_web_client(slack), slack)
 
 
-async def slack_checks(client: AsyncWebClient, slack: SlackSettings) -> list[CheckResult]:
+async def slack_checks(client: AsyncWebClient, slack: SlackSettings, *, app_token: bool = True) -> list[CheckResult]:
     try:
         answer = await client.auth_test()
     except SlackApiError as exc:
@@ -83,7 +83,8 @@ async def slack_checks(client: AsyncWebClient, slack: SlackSettings) -> list[Che
     channels = {"approvals": slack.approvals_channel, "audit": slack.audit_channel}
     rows += await asyncio.gather(*(_channel(client, what, channel) for what, channel in channels.items()))
     rows.append(await _approvers(client, slack, bot_user))
-    rows.append(await _socket_mode(slack))
+    if app_token:
+        rows.append(await _socket_mode(slack))
     return rows
 
 
@@ -183,7 +184,7 @@ async def startup_problems(slack: SlackSettings) -> list[str]:
     channels) for the log."""
     if slack.bot_token is None:
         return []
-    rows = await slack_checks(build_web_client(slack), slack)
+    rows = await slack_checks(build_web_client(slack), slack, app_token=False)  # Socket Mode checks it on connecting
     token = rows[0]
     if token.ok is False:
         raise ConfigError(f"the Slack bot token does not work: {token.detail}. {token.fix}")
