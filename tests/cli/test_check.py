@@ -147,6 +147,8 @@ async def test_exchange_role_gaps_name_the_role_and_never_the_token(sandbox: San
     code, everything = await check_json(env_file)
     assert code == 1 and set(failures(everything)) == {"Exchange role"}  # the rest say "not verified"
     assert everything["SMTP AUTH for admin@business.com"]["ok"] is None
+    code, text = await check(env_file, "--only", "exchange")  # the checklist too: no NUL byte of the 403 body
+    assert code == 1 and "✗ Exchange role: every cmdlet refused" in text
     for row in everything.values():
         if row["ok"] is not True:  # nothing failed or unverified blames the token
             assert "token" not in (row["detail"] + row["fix"]).lower(), row
