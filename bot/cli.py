@@ -9,10 +9,12 @@ import signal
 from typing import TYPE_CHECKING
 
 from bot.app import create_app
+from bot.checks_slack import startup_problems
 from bot.scheduler import Scheduler
 from bot.server import HEALTH_PATH, run_socket_mode, serve_http
 from bot.services import bot_context
 from plugin.errors import ConfigError
+from plugin.redact import redact
 from plugin.settings import SlackMode
 
 if TYPE_CHECKING:
@@ -54,6 +56,10 @@ class BotCommand:
         slack = settings.slack
         if slack.mode is SlackMode.SOCKET and slack.app_token is None:
             raise ConfigError("Socket Mode needs EMAILDOCTOR_SLACK__APP_TOKEN (an xapp-… token with connections:write)")
+        for warning in await startup_problems(slack):  # a token that fails auth.test raises: exit 2
+            print(
+                f"emaildoctor bot: warning: {redact(warning, settings.secret_values())}", file=context.err, flush=True
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,7 +11,8 @@ Organization Management: *View-Only Configuration* + *View-Only Recipients*), "A
 (office-docs-powershell ``app-only-auth-powershell-v2.md``) for the Entra roles that map onto them, and the
 2026 live captures (shared/reference/exchange-online.md): Get-TransportConfig needs View-Only Configuration
 (View-Only Organization Management) or Exchange Administrator; Exchange Recipient Administrator alone gets
-``401 User is not allowed to call Get-TransportConfig``. The Helpdesk / Security / Compliance mappings are
+``401 User is not allowed to call Get-TransportConfig``. Get-ServicePrincipal (Role Management, read by
+View-Only Configuration) is UNCONFIRMED. The Helpdesk / Security / Compliance mappings are
 from the role-group descriptions and UNCONFIRMED on a live tenant.
 """
 
@@ -58,6 +59,7 @@ CMDLET_ROLES: Mapping[str, tuple[str, ...]] = {
     "Get-DistributionGroupMember": _READ_RECIPIENTS,
     "Set-CASMailbox": _CHANGE_RECIPIENTS,
     "Get-TransportConfig": (*VIEW_ONLY_CONFIGURATION, *EVERYTHING),
+    "Get-ServicePrincipal": (*VIEW_ONLY_CONFIGURATION, *EVERYTHING),  # emaildoctor check (XOAUTH2); UNCONFIRMED
     "Set-TransportConfig": EVERYTHING,
 }
 """Cmdlet → the Entra roles and Exchange role groups that cover it (least privilege first)."""

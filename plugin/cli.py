@@ -2,7 +2,8 @@
 
 Each package contributes its subcommands through the ``emaildoctor.commands`` entry-point group
 (``pyproject.toml``), so the core never imports Microsoft 365, Slack or sandbox code: ``smtp-test``
-comes from here, ``test``/``perms``/``grant``/``revoke``/``audit`` from :mod:`graph`, ``bot`` from
+and ``check`` come from here (``check`` runs the checks other packages add through ``emaildoctor.checks``,
+:mod:`plugin.checks`), ``test``/``perms`` from :mod:`graph`, ``grant``/``revoke``/``audit``/``bot`` from
 :mod:`bot`, ``sandbox``/``demo`` from :mod:`sandbox`.
 
 Exit status: 0 success, 1 a failure that was diagnosed, 2 bad arguments or settings (nothing
@@ -33,7 +34,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 # The order in which `emaildoctor --help` lists the commands: the everyday ones first.
-_ORDER = ("test", "smtp-test", "perms", "grant", "revoke", "audit", "bot", "sandbox", "demo")
+_ORDER = ("test", "check", "smtp-test", "perms", "grant", "revoke", "audit", "bot", "sandbox", "demo")
 
 
 class Command(Protocol):

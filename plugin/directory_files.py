@@ -125,6 +125,23 @@ def _validated(path: Path, data: Mapping[str, Any]) -> Directory:
         raise DirectoryError(str(path), _message(error), record=record, field=field) from exc
 
 
+def directory_problems(path: Path) -> list[str]:
+    """Every problem of a YAML directory file, one line per bad record and field (``emaildoctor check`` lists
+    them all at once; loading stops at the first). CSV exports and unreadable files: the first problem."""
+    try:
+        load_directory(path)
+    except DirectoryError as exc:
+        if path.suffix.lower() not in (".yaml", ".yml") or not isinstance(exc.__cause__, ValidationError):
+            return [str(exc)]
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        problems = []
+        for error in exc.__cause__.errors():
+            record, field = _locate(error["loc"], data)
+            problems.append(str(DirectoryError(str(path), _message(error), record=record, field=field)))
+        return problems
+    return []
+
+
 def _locate(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> tuple[str | None, str | None]:
     parts = list(loc)
     if not parts:

@@ -14,8 +14,10 @@ GET      /_sandbox/mailboxes/{address}/messages      messages delivered to a mai
 GET      /_sandbox/settings                          behaviour settings (sandbox/settings.py)
 PATCH    /_sandbox/settings                          change some settings
 GET      /_sandbox/rights                            every right: ``?mailbox=``, ``?trustee=``, ``?state=``
-PATCH    /_sandbox/apps/{name}                       an app's Exchange roles: ``{"entra_roles": [...],
-                                                     "exchange_role_groups": [...]}`` (``[]`` for none)
+PATCH    /_sandbox/apps/{name}                       an app's roles and consents: ``{"entra_roles": [...],
+                                                     "exchange_role_groups": [...], "graph_permissions":
+                                                     [...], "exchange_permissions": [...]}`` (``[]`` for
+                                                     none), ``"exchange_service_principal": false``
 POST     /_sandbox/devicecode/approve                ``{"user_code": "…", "upn": "erin@business.com"}``
 =======  ==========================================  =================================================
 
@@ -60,6 +62,15 @@ async def _object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadInputError("the body must be a JSON object")
     return body
+
+
+_APP_FIELDS = {
+    "entra_roles": "entra_roles",
+    "exchange_role_groups": "exchange_role_groups",
+    "graph_permissions": "graph_roles",
+    "exchange_permissions": "exchange_roles",
+}
+"""PATCH /_sandbox/apps/{name} field → App attribute (the names tenant.yaml uses)."""
 
 
 def _names(value: Any, key: str) -> set[str]:
@@ -183,18 +194,25 @@ def build_admin_app(tenant: Tenant, faults: FaultBook, sign_in: SignInService) -
             return _bad(f"no app {name!r}", 404)
         try:
             body = await _object(request)
-            roles = {key: _names(body[key], key) for key in ("entra_roles", "exchange_role_groups") if key in body}
+            changes: dict[str, object] = {
+                _APP_FIELDS[key]: _names(body[key], key) for key in _APP_FIELDS if key in body
+            }
         except BadInputError as exc:
             return _bad(str(exc))
-        if set(body) - set(roles):
-            return _bad(f"unknown field(s): {', '.join(sorted(set(body) - set(roles)))}")
-        for key, value in roles.items():
-            setattr(app, key, value)
+        if "exchange_service_principal" in body:
+            if not isinstance(body["exchange_service_principal"], bool):
+                return _bad("exchange_service_principal must be true or false")
+            changes["exchange_service_principal"] = body["exchange_service_principal"]
+        unknown = set(body) - set(_APP_FIELDS) - {"exchange_service_principal"}
+        if unknown:
+            return _bad(f"unknown field(s): {', '.join(sorted(unknown))}")
+        for attribute, value in changes.items():
+            setattr(app, attribute, value)
         return web.json_response(
             {
                 "name": app.name,
-                "entra_roles": sorted(app.entra_roles),
-                "exchange_role_groups": sorted(app.exchange_role_groups),
+                **{key: sorted(getattr(app, attribute)) for key, attribute in _APP_FIELDS.items()},
+                "exchange_service_principal": app.exchange_service_principal,
             }
         )
 

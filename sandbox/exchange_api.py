@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from aiohttp import web
 
 from graph.exchange_roles import allows
+from sandbox.exchange_apps import register_app_cmdlets
 from sandbox.exchange_cmdlets import Cmdlets
 from sandbox.exchange_errors import CmdletError, not_allowed
 from sandbox.exchange_groups import register_group_cmdlets
@@ -107,6 +108,7 @@ class ExchangeService:
     def __post_init__(self) -> None:
         self.cmdlets = Cmdlets(self.tenant)
         register_group_cmdlets(self.cmdlets)
+        register_app_cmdlets(self.cmdlets)
 
     def build_app(self) -> web.Application:
         app = web.Application(

@@ -1,4 +1,6 @@
-"""Who is who: ``auth.test``, ``users.info``, ``users.lookupByEmail``, ``usergroups.users.list``, ``conversations.open``."""
+"""Who is who: ``auth.test``, ``users.info``, ``users.lookupByEmail``, ``usergroups.users.list``, ``conversations.open``,
+``conversations.info`` (``is_member``: whether the bot is in the channel; a private channel needs ``groups:read``,
+and one the bot is not in is ``channel_not_found``, as Slack answers)."""
 
 from __future__ import annotations
 
@@ -81,10 +83,33 @@ async def conversations_open(request: ApiRequest) -> JsonObject:
     return body
 
 
+async def conversations_info(request: ApiRequest) -> JsonObject:
+    workspace = request.workspace
+    channel = workspace.find_channel(request.required("channel"))
+    is_member = channel is not None and workspace.bot.user_id in channel.members
+    if channel is None or channel.is_im or channel.is_mpim or (channel.is_private and not is_member):
+        raise ApiError("channel_not_found")
+    if channel.is_private and "groups:read" not in workspace.bot.scopes:
+        raise ApiError("missing_scope", needed="groups:read", provided=",".join(workspace.bot.scopes))
+    return {
+        "ok": True,
+        "channel": {
+            "id": channel.id,
+            "name": channel.name,
+            "is_channel": not channel.is_private,
+            "is_group": channel.is_private,
+            "is_private": channel.is_private,
+            "is_archived": False,
+            "is_member": is_member,
+        },
+    }
+
+
 METHODS = {
     "auth.test": Method(auth_test, None),
     "users.info": Method(users_info, "users:read"),
     "users.lookupByEmail": Method(users_lookup_by_email, "users:read.email"),
     "usergroups.users.list": Method(usergroups_users_list, "usergroups:read"),
     "conversations.open": Method(conversations_open, "im:write"),
+    "conversations.info": Method(conversations_info, "channels:read"),
 }

@@ -12,18 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.checks_slack import REQUIRED_SCOPES
+
 JsonObject = dict[str, Any]
 
-DEFAULT_BOT_SCOPES = (
-    "commands",
-    "chat:write",
-    "users:read",
-    "users:read.email",
-    "usergroups:read",
-    "im:write",
-    "files:write",
-)
-"""What the emaildoctor bot asks for in its manifest; ``bot.scopes`` in tenant.yaml overrides it."""
+DEFAULT_BOT_SCOPES = REQUIRED_SCOPES
+"""What the emaildoctor bot asks for in its manifest (the list ``emaildoctor check`` compares with what Slack granted);
+``bot.scopes`` in tenant.yaml overrides it."""
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,20 @@ async def test_every_emaildoctor_command_in_the_readme_runs(sandbox: Sandbox, tm
             continue
         code, out, err = await run(*argv[1:], cwd=tmp_path)  # the .env there points emaildoctor at the sandbox
         assert code in (0, 1), (command, code, err[-2000:])
+        if command == "emaildoctor check":  # the first step of connecting a real tenant: all ✓ on the sandbox
+            assert code == 0 and "All configured checks passed." in out, out
         assert "Traceback" not in out + err, command
         assert out.strip(), command
         ran += 1
     assert ran >= 10
     assert (tmp_path / "rights.csv").is_file()  # emaildoctor audit --csv rights.csv
+
+
+def test_connecting_a_real_tenant_starts_with_emaildoctor_check() -> None:
+    section = README.split("## Connect a real Microsoft 365 tenant", 1)[1]
+    first_block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert first_block is not None and section.index("```sh") < section.index("1. ")
+    assert first_block.group(1).strip() == "emaildoctor check"
 
 
 def test_the_settings_example_loads(tmp_path: Path) -> None:

@@ -53,6 +53,13 @@ def _registered_commands() -> set[str]:
     return found
 
 
+def test_emaildoctor_check_asks_slack_for_exactly_the_manifests_bot_scopes() -> None:
+    from bot.checks_slack import REQUIRED_SCOPES
+    from sandbox.slack.model import DEFAULT_BOT_SCOPES
+
+    assert sorted(REQUIRED_SCOPES) == sorted(SLACK["oauth_config"]["scopes"]["bot"]) == sorted(DEFAULT_BOT_SCOPES)
+
+
 def test_manifest_commands_are_the_commands_the_bot_registers() -> None:
     manifest = {c["command"] for c in SLACK["features"]["slash_commands"]}
     assert manifest == set(COMMANDS) == _registered_commands()

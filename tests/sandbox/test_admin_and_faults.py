@@ -9,6 +9,7 @@ import aiosmtplib
 import httpx
 import pytest
 
+from graph.token_lint import decode_claims
 from sandbox.clock import SystemClock
 from sandbox.runtime import Sandbox
 from sandbox.testing import SandboxFactory
@@ -211,3 +212,26 @@ async def test_sandbox_files_and_settings_env(sandbox: Sandbox, tmp_path: Path) 
     written = sandbox.write_env_file(tmp_path / "sandbox.env")
     assert written.stat().st_mode & 0o777 == 0o600
     assert "EMAILDOCTOR_M365__CLIENT_SECRET=sandbox-emaildoctor-client-secret-Qm9v" in written.read_text()
+
+
+async def test_an_apps_consents_and_service_principal_change_through_the_admin_api(sandbox: Sandbox) -> None:
+    url = f"{sandbox.urls.admin}/_sandbox/apps/emaildoctor"
+    async with http(sandbox) as client:
+        for bad in ({"exchange_service_principal": "no"}, {"graph_permissions": "Mail.Send"}, {"roles": []}):
+            answer = await client.patch(url, json=bad)
+            assert answer.status_code == 400 and "error" in answer.json(), bad
+        assert sandbox.app.exchange_service_principal and "Mail.Send" in sandbox.app.graph_roles  # unchanged
+
+        listed = await invoke(client, sandbox, "Get-ServicePrincipal", Identity=sandbox.app.client_id)
+        assert listed.status_code == 200 and listed.json()["value"][0]["AppId"] == sandbox.app.client_id
+        answer = await client.patch(
+            url, json={"graph_permissions": ["User.Read.All"], "exchange_service_principal": False}
+        )
+        assert answer.status_code == 200, answer.text
+        assert (
+            answer.json()["graph_permissions"] == ["User.Read.All"] and not answer.json()["exchange_service_principal"]
+        )
+        assert decode_claims(sandbox.app_token("graph"))["roles"] == ["User.Read.All"]  # type: ignore[index]
+        await client.patch(url, json={"entra_roles": ["Exchange Administrator"]})
+        missing = await invoke(client, sandbox, "Get-ServicePrincipal", Identity=sandbox.app.client_id)
+        assert missing.status_code == 404 and "ManagementObjectNotFoundException" in missing.text

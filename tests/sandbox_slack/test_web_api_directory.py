@@ -152,3 +152,19 @@ async def test_text_plain_bodies_and_the_state_snapshot(slack: SlackSandbox, web
     assert info["user"]["name"] == "ivan"
     assert [(m["channel"], m["text"]) for m in state["messages"]] == [("C0HELPDESK", "hello")]
     assert [c["method"] for c in state["calls"]] == ["chat.postMessage", "users.info"]
+
+
+async def test_conversations_info_says_whether_the_bot_is_in_a_channel(
+    web: AsyncWebClient, slack: SlackSandbox
+) -> None:
+    answer = await web.conversations_info(channel="C0ITAPPROVE")
+    assert answer["channel"]["is_member"] is True and answer["channel"]["name"] == "it-approvals"
+    slack.workspace.channels["C0ITAPPROVE"].members.remove("U0EMAILDOC")
+    assert (await web.conversations_info(channel="C0ITAPPROVE"))["channel"]["is_member"] is False
+    slack.workspace.channels["C0ITAPPROVE"].is_private = True  # a private channel the bot is not in is invisible
+    with pytest.raises(SlackApiError) as raised:
+        await web.conversations_info(channel="C0ITAPPROVE")
+    assert raised.value.response["error"] == "channel_not_found"
+    with pytest.raises(SlackApiError) as raised:
+        await web.conversations_info(channel="C0NOSUCH")
+    assert raised.value.response["error"] == "channel_not_found"
