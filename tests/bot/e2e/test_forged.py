@@ -2,7 +2,7 @@
 4xx before bolt (listeners, middleware, error handler) sees them, reach nothing (no request to the sandbox's
 Slack at all: no Web API call, no response_url, however it is spelled), and leave no body in the logs.
 
-`pytest tests/bot/e2e/test_forged.py -s` prints the refusals by kind (the figures in docs/reliability-requests.md).
+`pytest tests/bot/e2e/test_forged.py -s` prints the refusals by kind (the figures in docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ async def _nothing_happened(world: World) -> None:
 
 
 async def test_forged_and_malformed_requests_are_refused_before_bolt(
-    world: World, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    world: World, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
     caplog.set_level(logging.DEBUG)
     forged_url = f"{world.slack.slack_base_url}/response/{MARKER}"
@@ -183,7 +183,7 @@ async def test_forged_and_malformed_requests_are_refused_before_bolt(
     await _nothing_happened(world)
     assert MARKER not in caplog.text and "Traceback" not in caplog.text
     assert "refused a request to the Slack endpoint: timestamp_malformed" in caplog.text
-    with capsys.disabled():
+    if request.config.getoption("capture") == "no":  # `-s`: print the figures of docs/reliability.md
         print(f"\nforged requests refused, by kind ({sum(refused.values())} of {len(statuses)}):")
         for kind, count in sorted(refused.items()):
             print(f"  {kind}: {count}")
