@@ -20,6 +20,7 @@ import yaml
 from bot.store import Store
 from plugin.cli import CliContext, _environ, build_parser
 from plugin.cli_check import COMMAND
+from sandbox.loader import EXAMPLES
 from sandbox.runtime import Sandbox
 from sandbox.testing import SandboxFactory
 from tests.commands import run, sandbox_env_file, start
@@ -199,7 +200,7 @@ async def test_bad_directory_records_are_all_listed_and_unknown_addresses_named(
 def slack_faulty_tenant(tmp_path: Path) -> Path:
     """The example tenant with a Slack app that lacks files:write, is not in #it-approvals, and whose IT group is
     empty (the sandbox's tenant file is its Slack workspace's settings)."""
-    tenant = yaml.safe_load((REPO / "examples" / "tenant.yaml").read_text())
+    tenant = yaml.safe_load((EXAMPLES / "tenant.yaml").read_text())
     slack = tenant["slack"]
     slack["bot"]["scopes"] = [s for s in yaml.safe_load((REPO / "manifests" / "slack-app.yaml").read_text())[
         "oauth_config"]["scopes"]["bot"] if s != "files:write"]  # fmt: skip
