@@ -199,7 +199,7 @@ async def test_bad_directory_records_are_all_listed_and_unknown_addresses_named(
 def slack_faulty_tenant(tmp_path: Path) -> Path:
     """The example tenant with a Slack app that lacks files:write, is not in #it-approvals, and whose IT group is
     empty (the sandbox's tenant file is its Slack workspace's settings)."""
-    tenant = yaml.safe_load((REPO / "examples" / "tenant.yaml").read_text())
+    tenant = yaml.safe_load((REPO / "sandbox" / "examples" / "tenant.yaml").read_text())
     slack = tenant["slack"]
     slack["bot"]["scopes"] = [s for s in yaml.safe_load((REPO / "manifests" / "slack-app.yaml").read_text())[
         "oauth_config"]["scopes"]["bot"] if s != "files:write"]  # fmt: skip
