@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 
 from bot.server import READY_PATH
-from tests.bot.e2e.conftest import HANNAH, IVAN, World
-from tests.cli.test_check import patch_app
+from sandbox.testing import SandboxFactory
+from tests.bot.e2e.conftest import HANNAH, IVAN, World, start_world
+from tests.bot.store.support import Database
+from tests.cli.test_check import patch_app, slack_faulty_tenant
 
 
 def answers(world: World) -> list[str]:
@@ -78,3 +81,20 @@ async def test_readyz_answers_from_the_deep_checks_cached_then_503_with_the_fail
         assert any("Microsoft Graph" in row["name"] for row in body["checks"]), body
         assert all(secret not in answer.text for secret in world.ctx.secrets)
         assert not any(ord(c) < 32 for c in answer.text)
+
+
+async def test_readyz_stays_ready_when_start_up_would_only_warn(
+    sandbox_factory: SandboxFactory, tmp_path: Path, database: Database
+) -> None:
+    """A missing scope, channel or approver makes the bot half useful, not useless: listed, still 200."""
+    async with (
+        sandbox_factory(slack_faulty_tenant(tmp_path)) as sandbox,
+        start_world(sandbox, tmp_path, database.url) as world,
+    ):
+        url = f"http://{world.server.host}:{world.server.port}{READY_PATH}"
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.get(url)
+        assert answer.status_code == 200, answer.text
+        rows = {row["name"]: row for row in answer.json()["checks"]}
+        assert rows["IT approvers"]["ok"] is False and rows["Slack scopes"]["ok"] is False
+        assert rows["Slack bot token"]["ok"] is True
