@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+from bot.checks_slack import AUTH_ROW
 from bot.context import BotContext
 from plugin.checks import AREAS, CheckReport, CheckResult
 from plugin.cli_check import check_setup, directory_secrets
 
 READY_AREAS = frozenset({"m365", "slack", "store"})
-SLACK_AUTH_ROW = "Slack bot token"
 
 
 async def setup_report(ctx: BotContext, only: frozenset[str] = frozenset(AREAS)) -> CheckReport:
@@ -25,7 +25,7 @@ async def setup_report(ctx: BotContext, only: frozenset[str] = frozenset(AREAS))
 def blocks_readiness(row: CheckResult) -> bool:
     """A failing row makes the bot not ready unless start-up only warns about it: a missing Slack scope, channel
     or approver leaves the bot half useful, not useless (see bot.checks_slack.startup_problems)."""
-    return row.ok is False and (row.area != "slack" or row.name == SLACK_AUTH_ROW)
+    return row.ok is False and (row.area != "slack" or row.name == AUTH_ROW)
 
 
 class Readiness:
