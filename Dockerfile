@@ -30,9 +30,10 @@ WORKDIR /var/lib/emaildoctor
 ENV PATH=/opt/emaildoctor/bin:$PATH \
     PYTHONUNBUFFERED=1
 EXPOSE 3000
-# Liveness only for now: /healthz answers while the HTTP server runs. The deep readiness check (/readyz:
-# store, Slack, Microsoft 365) is issue 14's next step and will replace this. HTTP mode only: Socket Mode
-# serves no health endpoint yet, so run it with --no-healthcheck.
+# Liveness: /healthz answers while the HTTP server runs. /readyz (store, Slack, a Microsoft 365 token) is
+# readiness: an orchestrator's readiness probe belongs there, not here, since a container restarted because
+# Microsoft or the database is down comes back no better. HTTP mode only: Socket Mode serves no health
+# endpoint yet, so run it with --no-healthcheck.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=4)"]
 ENTRYPOINT ["emaildoctor"]

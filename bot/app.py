@@ -20,13 +20,14 @@ from bot import blocks
 from bot.context import BotContext
 from bot.errors import report_error
 from bot.guard import RefusedError, RequestGuard, SlackOrigins, check_response_urls, check_shape
-from bot.listeners import actions, emailtest, mailaudit, sendas
+from bot.listeners import actions, check, emailtest, mailaudit, sendas
+from bot.readiness import Readiness
 from plugin.errors import ConfigError
 from plugin.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("/emailtest", "/sendas", "/mailaudit")
+COMMANDS = ("/emailtest", "/sendas", "/mailaudit", "/emaildoctor")
 ACTIONS = (blocks.ACTION_REQUEST_FIX, blocks.ACTION_APPROVE, blocks.ACTION_DENY)
 DELIVERY_KEY_TTL = timedelta(hours=1)
 """How long a Slack delivery id is kept: Slack retries a delivery three times within about five minutes."""
@@ -34,9 +35,11 @@ PRUNE_EVERY = timedelta(minutes=5)
 
 
 class SlackApp(AsyncApp):
-    """bolt's app, with the guard that admits HTTP requests to it (see :mod:`bot.server`)."""
+    """bolt's app, with the guard that admits HTTP requests to it and the readiness it reports (see
+    :mod:`bot.server`)."""
 
     guard: RequestGuard
+    readiness: Readiness
 
 
 def create_app(settings: Settings, services: BotContext) -> SlackApp:
@@ -55,9 +58,10 @@ def create_app(settings: Settings, services: BotContext) -> SlackApp:
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
     origins = SlackOrigins.from_settings(slack.api_url, slack.response_url_hosts)
     app.guard = RequestGuard(secret, origins)
+    app.readiness = Readiness(services)
     app.middleware(_well_formed(origins))
     app.middleware(_deliver_once(services))
-    for module in (emailtest, actions, sendas, mailaudit):
+    for module in (emailtest, actions, sendas, mailaudit, check):
         module.register(app, services)
 
     async def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from plugin.catalogue import CATALOGUE, PENDING
+from plugin.checks import CheckReport
 from plugin.diagnosis import Diagnosis, FixAction, Right
 from plugin.doctor import CHECK_LABELS, Check, Report
 from plugin.redact import redact
@@ -217,6 +218,23 @@ def approval_card(
         blocks.append(_section(status))
     blocks.append(_context(f"request {request_id}"))
     return text, blocks
+
+
+_CHECK_MARKS = {True: "✓", False: "✗", None: "–"}
+
+
+def checklist_message(report: CheckReport) -> Message:
+    """`emaildoctor check`'s checklist: one section per area, a line per check, each ✗ with its fix under it."""
+    failures = sum(1 for row in report.results if row.ok is False)
+    title = "All configured checks passed." if report.ok else f"{failures} check(s) failed: fix them, then run again."
+    by_area: dict[str, list[str]] = {}
+    for row in report.results:
+        line = f"{_CHECK_MARKS[row.ok]} *{escape(row.name)}*: {escape(row.detail)}"
+        if row.fix:
+            line += f"\n        {'fix' if row.ok is False else 'note'}: {escape(row.fix)}"
+        by_area.setdefault(row.area, []).append(line)
+    body = [_section(f"*{escape(area)}*\n" + "\n".join(lines)) for area, lines in by_area.items()]
+    return title, [_section(f"*emaildoctor check*: {title}"), *body]
 
 
 def plain(text: str) -> Message:

@@ -37,6 +37,10 @@ _REINSTALL = (
 )
 
 
+AUTH_ROW = "Slack bot token"
+"""The auth.test row: the one Slack check whose failure makes the bot useless (start-up and /readyz fail on it)."""
+
+
 def _error(exc: SlackApiError) -> str:
     return str(exc.response.get("error") or "unknown_error")
 
@@ -59,14 +63,14 @@ async def slack_checks(client: AsyncWebClient, slack: SlackSettings, *, app_toke
         return [
             failed(
                 "slack",
-                "Slack bot token",
+                AUTH_ROW,
                 f"auth.test refused it: {_error(exc)}",
                 "api.slack.com/apps > the emaildoctor app > OAuth & Permissions: copy the Bot User OAuth Token "
                 "(xoxb-…) into EMAILDOCTOR_SLACK__BOT_TOKEN (reinstall the app if it was revoked).",
             )
         ]
     bot_user = str(answer.get("user_id") or "")
-    rows = [passed("slack", "Slack bot token", f"auth.test: {answer.get('user')} in {answer.get('team')}")]
+    rows = [passed("slack", AUTH_ROW, f"auth.test: {answer.get('user')} in {answer.get('team')}")]
     granted = {s.strip() for s in str(answer.headers.get("x-oauth-scopes", "")).split(",") if s.strip()}
     missing = [s for s in REQUIRED_SCOPES if s not in granted]
     if missing:

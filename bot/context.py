@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -40,6 +40,8 @@ class BotContext:
     replica: str
     """This process's name in scheduled-run and revocation claims."""
     secrets: list[str] = field(default_factory=list)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """The environment the settings came from: the directory's SMTP password variables live there."""
     tasks: TaskRegistry = field(default_factory=TaskRegistry)
     limits: Limits = field(default_factory=Limits)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -1,4 +1,5 @@
-"""Serving the bot: HTTP mode (aiohttp, with a health endpoint) or Socket Mode, chosen by settings."""
+"""Serving the bot: HTTP mode (aiohttp, with /healthz for liveness and /readyz for readiness) or Socket Mode,
+chosen by settings."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from plugin.errors import ConfigError
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 def build_web_app(app: SlackApp) -> web.Application:
@@ -40,8 +42,13 @@ def build_web_app(app: SlackApp) -> web.Application:
         refused = dict(app.guard.refused)
         return web.json_response({"ok": True, "service": "emaildoctor-bot", "refused_requests": refused})
 
+    async def ready(_: web.Request) -> web.Response:
+        # The deep checks (store, Slack, a Microsoft 365 token), cached briefly: 503 names what is failing.
+        ok, checks = await app.readiness.answer()
+        return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+
     web_app = web.Application()
-    web_app.add_routes([web.post(EVENTS_PATH, events), web.get(HEALTH_PATH, health)])
+    web_app.add_routes([web.post(EVENTS_PATH, events), web.get(HEALTH_PATH, health), web.get(READY_PATH, ready)])
     return web_app
 
 

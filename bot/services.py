@@ -46,6 +46,7 @@ async def bot_context(
         auditor=m365.audit if m365 else None,
         replica=replica or replica_name(),
         secrets=secrets,
+        environ=environ,
     )
     try:
         yield ctx

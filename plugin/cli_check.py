@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from plugin.checks import AREAS, discover_providers, render, run_checks
+from plugin.checks import AREAS, CheckReport, discover_providers, render, run_checks
 from plugin.redact import redact
+from plugin.settings import Settings
 
 if TYPE_CHECKING:
     from plugin.cli import CliContext
@@ -38,9 +40,8 @@ class CheckCommand:
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
         settings = context.settings()
-        secrets = [*settings.secret_values(), *_directory_secrets(context)]
-        only = frozenset(args.only or AREAS)
-        report = await run_checks(discover_providers(), settings, context.environ, only, secrets)
+        secrets = [*settings.secret_values(), *directory_secrets(settings, context.environ)]
+        report = await check_setup(settings, context.environ, frozenset(args.only or AREAS), secrets)
         if args.json:
             print(redact(json.dumps(report.to_json(), indent=2, ensure_ascii=False), secrets), file=context.out)
         else:
@@ -48,18 +49,27 @@ class CheckCommand:
         return 0 if report.ok else 1
 
 
-def _directory_secrets(context: CliContext) -> list[str]:
+async def check_setup(
+    settings: Settings, environ: Mapping[str, str], only: frozenset[str], secrets: Iterable[str]
+) -> CheckReport:
+    """Every installed provider's checks for the areas in ``only``, redacted of ``secrets`` (which should include
+    :func:`directory_secrets`): `emaildoctor check`, `/emaildoctor check` in Slack and the bot's /readyz all run
+    this, so they never disagree."""
+    return await run_checks(discover_providers(), settings, environ, only, secrets)
+
+
+def directory_secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     """The SMTP passwords the directory's variables hold: no check may print them either."""
     from plugin.checks_local import smtp_servers
     from plugin.directory_files import load_directory
     from plugin.errors import EmailDoctorError
 
     try:
-        directory = load_directory(context.settings().directory.path)
+        directory = load_directory(settings.directory.path)
     except EmailDoctorError:
         return []
     names = {s.password_env for s in smtp_servers(directory) if s.password_env}
-    return [context.environ[n] for n in names if context.environ.get(n)]
+    return [environ[n] for n in names if environ.get(n)]
 
 
 COMMAND = CheckCommand()

@@ -142,6 +142,8 @@ class SlackSettings(_Section):
     """``/sendas who`` answers from the last audit if it is at most this old (0: always ask Exchange)."""
     it_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
     """How long IT membership is cached for read-only commands; approvals and changes always ask Slack afresh."""
+    ready_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    """How long /readyz reuses its last answer, so that probes do not ask Microsoft for a token every second."""
 
     @field_validator("api_url")
     @classmethod

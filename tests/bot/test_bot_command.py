@@ -23,6 +23,11 @@ async def test_bot_command_serves_slack_and_stops_cleanly(sandbox: Sandbox, tmp_
         health = url.replace("/slack/events", "/healthz")
         body = await asyncio.to_thread(lambda: urllib.request.urlopen(health, timeout=5).read())  # noqa: S310 - loopback
         assert json.loads(body) == {"ok": True, "service": "emaildoctor-bot", "refused_requests": {}}
+        ready = url.replace("/slack/events", "/readyz")  # the store, Slack and Microsoft 365 checks: all pass
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(ready, timeout=30).read())  # noqa: S310 - loopback
+        assert json.loads(body)["ok"] is True and any(
+            row["name"] == "Entra sign-in" for row in json.loads(body)["checks"]
+        )
 
         slack = sandbox.slack_client(url)
         forged = await slack.send_raw(b"payload=%7Bnot-json", {"X-Slack-Request-Timestamp": "abc"})
