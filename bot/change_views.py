@@ -4,14 +4,17 @@ shows the same thing; :mod:`bot.pipeline` decides when."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from bot import approvals, blocks
 from bot.changes import Change, describe_duration
 from bot.context import BotContext
+from bot.pipeline import KEPT
 from bot.store import ChangeOrigin, ChangeRecord, ChangeState
 from plugin.resolve import RIGHT_WORDS
 
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 Reply = Callable[[blocks.Message, bool], Awaitable[None]]
 """Answers the person who ran the command: (message, in_channel)."""
 
@@ -24,6 +27,12 @@ def words_of(change: ChangeRecord) -> str:
 
 def _done(change: ChangeRecord) -> str:
     return "already in place" if (change.detail or "").startswith("unchanged") else "done"
+
+
+def _person(who: str) -> str:
+    """A Slack user as a mention; anyone else (``emaildoctor grant`` records ``cli:user@host`` or the admin's
+    sign-in) as plain text."""
+    return f"<@{who}>" if _SLACK_USER.fullmatch(who) else blocks.escape(who)
 
 
 def _detail(change: ChangeRecord, default: str = "") -> str:
@@ -41,7 +50,7 @@ def _when(change: ChangeRecord) -> str:
 
 def card_status(change: ChangeRecord) -> str:
     """The approval card's status line for each state of the change."""
-    by = f"Approved by <@{change.approved_by}>"
+    by = f"Approved by {_person(change.approved_by)}"
     if change.state is ChangeState.VERIFIED:
         status = f":white_check_mark: {by}: {_done(change)}, read back from Exchange."
         if change.duration:
@@ -97,7 +106,7 @@ class SlackChangeView:
             if self.reply is not None:
                 await self.reply(blocks.plain(direct_reply(change)), change.state is ChangeState.VERIFIED)
             elif change.state.final:  # finished by the reconciler: nobody is waiting for a reply any more
-                await self._notice(f"{direct_reply(change)} (change {change.id} by <@{change.requested_by}>)")
+                await self._notice(f"{direct_reply(change)} (change {change.id} by {_person(change.requested_by)})")
         elif change.state.final:
             await self._notice(self._time_limit_words(change))
 
@@ -105,7 +114,7 @@ class SlackChangeView:
         words = _rights_of(change)
         expired = f"{change.expires_at:%Y-%m-%d %H:%M} UTC" if change.expires_at else "?"
         await self._notice(
-            f":rotating_light: The time limit of {words} ran out at {expired} (granted by <@{change.approved_by}>), "
+            f":rotating_light: The time limit of {words} ran out at {expired} (granted by {_person(change.approved_by)}), "
             f"but removing it has failed {change.attempts} times: {_detail(change)}. emaildoctor keeps trying; "
             "remove it by hand if it must go now (`/mailaudit last` lists every overdue time limit)."
         )
@@ -117,7 +126,7 @@ class SlackChangeView:
         await approvals.update_card(ctx, request, card_status(change))
         if not change.state.final:
             return
-        by = f"<@{change.approved_by}>"
+        by = _person(change.approved_by)
         if change.state is ChangeState.VERIFIED:
             text = f":white_check_mark: {by} approved: {words_of(change)} is {_done(change)}."
         else:
@@ -128,9 +137,14 @@ class SlackChangeView:
 
     def _time_limit_words(self, change: ChangeRecord) -> str:
         words = _rights_of(change)
+        if change.state is ChangeState.VERIFIED and (change.detail or "").startswith(KEPT):
+            return (
+                f":alarm_clock: The time limit ran out: {words} stays, because it was held before the time-bound "
+                f"grant (granted by {_person(change.approved_by)})."
+            )
         if change.state is ChangeState.VERIFIED:
             gone = "had already been removed" if _done(change) != "done" else "was removed"
-            return f":alarm_clock: The time limit ran out: {words} {gone} (granted by <@{change.approved_by}>)."
+            return f":alarm_clock: The time limit ran out: {words} {gone} (granted by {_person(change.approved_by)})."
         return f":x: The time limit ran out but removing {words} failed: {_detail(change)}. Remove it by hand."
 
     async def _notice(self, text: str) -> None:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+KEPT = "kept"
+"""A time limit's detail when the right stays: the time-bound grant found it already held and added nothing."""
 TRANSIENT = {Code.THROTTLED, Code.SERVER_UNAVAILABLE, Code.TIMEOUT, Code.CONNECT_TIMEOUT, Code.CONNECT_REFUSED}
 """Refusals worth another attempt: Exchange was busy or unreachable, not opposed to the change."""
 
@@ -184,12 +186,18 @@ class Pipeline:
             parent = await self.store.get_change(change.parent_id)
             if not parent.state.final:  # revoke only once the grant is settled, or it could land after
                 return await self._settle(change, change.state, "waiting for the grant to settle", now)
+            held_before = parent.attempts == 1 and (parent.detail or "").startswith("unchanged")
+            if parent.state is ChangeState.VERIFIED and held_before:
+                # The grant's first attempt found the right already there, so it added nothing and removing it
+                # would take away more than it gave. After a later attempt "unchanged" may be an earlier attempt's
+                # work (a crash after Exchange ran it): then the time limit removes it, as it must.
+                return await self._settle(change, ChangeState.VERIFIED, KEPT + ": it was held before the grant")
         if change.kind is RequestKind.GRANT and change.expires_at is not None and change.expires_at <= now:
             return await self._settle(change, ChangeState.FAILED, "the time limit ran out before it was applied")
-        if change.state is ChangeState.APPLIED:
-            return await self._verify(change, now)
         if self.permissions is None:
             return await self._settle(change, ChangeState.FAILED, "Microsoft 365 is not configured")
+        if change.state is ChangeState.APPLIED:
+            return await self._verify(change, now)
         change = await self.store.start_attempt(change.id, self.replica)
         try:
             if change.kind is RequestKind.GRANT:
@@ -218,9 +226,12 @@ class Pipeline:
             return await self._refused(change, exc)
         except EmailDoctorError as exc:
             return await self._retry(change, f"could not read it back: {exc}", ChangeState.APPLIED)
-        if holding.held == (change.kind is RequestKind.GRANT):
+        # Only the direct grant counts: a right the trustee also holds through a group is not what was changed.
+        held_directly = holding.held and holding.via_group is None
+        if held_directly == (change.kind is RequestKind.GRANT):
             return await self._settle(change, ChangeState.VERIFIED, "read back from Exchange")
-        if now - change.created_at >= timedelta(minutes=self.policy.settings.verify_timeout_minutes):
+        verify_timeout = timedelta(minutes=self.policy.settings.verify_timeout_minutes)
+        if change.origin is not ChangeOrigin.TIME_LIMIT and now - change.created_at >= verify_timeout:
             return await self._settle(change, ChangeState.FAILED, "Exchange accepted it but never showed it")
         return await self._settle(
             change, ChangeState.APPLIED, "not visible in Exchange yet", now + self.policy.delay(1)

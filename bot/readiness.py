@@ -45,6 +45,8 @@ class Readiness:
                 report = await setup_report(self.ctx, READY_AREAS)
                 ready = not any(blocks_readiness(row) for row in report.results)
                 rows = [row for row in report.results if blocks_readiness(row)] if not ready else report.results
-                self._answer = (now, ready, [row.to_json() for row in rows])
+                # /readyz needs no credentials: it names the checks and their outcome, never their details
+                # (hosts, tenant, chain head), which `emaildoctor check` and /emaildoctor check show to IT.
+                self._answer = (now, ready, [{"area": row.area, "name": row.name, "ok": row.ok} for row in rows])
             _, ready, rows_json = self._answer
             return ready, rows_json

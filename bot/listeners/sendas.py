@@ -16,7 +16,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import approvals, blocks
-from bot.change_views import SlackChangeView
+from bot.change_views import SlackChangeView, direct_reply
 from bot.changes import MAX_DURATION, Change, parse_duration, parse_right
 from bot.context import BotContext
 from bot.errors import after_ack
@@ -104,7 +104,9 @@ async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRes
         async def reply(message: blocks.Message, in_channel: bool) -> None:
             await _respond(ctx, respond, message, in_channel=in_channel)
 
-        await ctx.pipeline.drive(record.id, view=SlackChangeView(ctx, reply))
+        if await ctx.pipeline.drive(record.id, view=SlackChangeView(ctx, reply)) is None:
+            # Another replica's reconciler took it first: it posts the outcome in the approvals channel.
+            await _respond(ctx, respond, blocks.plain(direct_reply(record)))
         return
     request = await approvals.open_request(
         ctx,

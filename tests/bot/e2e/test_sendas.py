@@ -79,6 +79,23 @@ async def test_time_bound_grant_is_revoked_when_it_expires(world: World) -> None
     assert [(e.actor, e.result) for e in revoked] == [("emaildoctor (time limit)", "ok")]
 
 
+async def test_a_time_limit_leaves_a_right_that_was_held_before_the_grant(world: World) -> None:
+    """admin@ holds Send As on sales@ permanently: granting it for 8h adds nothing, so 8h later nothing is removed."""
+    record = ("SendAs", "sales@business.com", "admin@business.com")
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com sales@business.com for 8h")
+    await _answer(world, "already so, nothing changed")
+    scheduler = Scheduler(world.ctx, started_at=world.clock.now())
+    world.clock.advance(timedelta(hours=8, minutes=1).total_seconds())
+    await scheduler.tick()
+    notice = await world.top(APPROVALS, "The time limit ran out")
+    assert "admin@business.com's Send As on sales@business.com stays" in notice.text
+    assert world.sandbox.tenant.grant_record(*record) is not None
+    revoked = [e for e in await world.ctx.store.audit_entries(limit=50) if e.action == "revoke"]
+    assert [(e.actor, e.result) for e in revoked] == [("emaildoctor (time limit)", "ok")]
+    assert "held before the grant" in (revoked[0].detail or "")
+
+
 async def test_a_failed_revocation_is_retried_escalated_and_listed_in_mailaudit(world: World) -> None:
     record = ("FullAccess", "support@business.com", "bob@business.com")
     await world.command(IVAN, "/sendas", "grant FullAccess bob@business.com support@business.com for 1h")
