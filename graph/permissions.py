@@ -249,9 +249,10 @@ class PermissionService:
         try:
             lag = await self._read_back(right, mailbox, trustee, wanted)
         except EmailDoctorError as exc:
+            # Exchange accepted the change; only the read failed (a read role, a lookup, an outage): not a failure.
             return result(
-                ChangeOutcome.FAILED,
-                f"{command.cmdlet} ran but the right could not be read back: {exc}",
+                ChangeOutcome.NOT_VISIBLE,
+                f"{command.cmdlet} ran, but reading it back failed: {exc}",
                 code=exc.code,
                 warnings=answer.warnings,
             )
