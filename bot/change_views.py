@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from bot import approvals, blocks
 from bot.changes import Change, describe_duration
 from bot.context import BotContext
-from bot.pipeline import KEPT
+from bot.pipeline import KEPT, found_unchanged
 from bot.store import ChangeOrigin, ChangeRecord, ChangeState
 from plugin.resolve import RIGHT_WORDS
 
@@ -26,7 +26,7 @@ def words_of(change: ChangeRecord) -> str:
 
 
 def _done(change: ChangeRecord) -> str:
-    return "already in place" if (change.detail or "").startswith("unchanged") else "done"
+    return "already in place" if found_unchanged(change) else "done"
 
 
 def _person(who: str) -> str:

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from bot.store import ChangeOrigin, ChangeRecord, ChangeState, RequestKind, Store, StoreError
+from graph.permissions_model import ChangeOutcome
 from plugin.clock import Clock
 from plugin.diagnosis import Code, Right
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError
@@ -39,6 +40,13 @@ log = logging.getLogger(__name__)
 
 KEPT = "kept"
 """A time limit's detail when the right stays: the time-bound grant found it already held and added nothing."""
+
+
+def found_unchanged(change: ChangeRecord) -> bool:
+    """Exchange already showed what the change asked for, so its last attempt changed nothing."""
+    return (change.detail or "").startswith(str(ChangeOutcome.UNCHANGED))
+
+
 TRANSIENT = {Code.THROTTLED, Code.SERVER_UNAVAILABLE, Code.TIMEOUT, Code.CONNECT_TIMEOUT, Code.CONNECT_REFUSED}
 """Refusals worth another attempt: Exchange was busy or unreachable, not opposed to the change."""
 
@@ -186,7 +194,7 @@ class Pipeline:
             parent = await self.store.get_change(change.parent_id)
             if not parent.state.final:  # revoke only once the grant is settled, or it could land after
                 return await self._settle(change, change.state, "waiting for the grant to settle", now)
-            held_before = parent.attempts == 1 and (parent.detail or "").startswith("unchanged")
+            held_before = parent.attempts == 1 and found_unchanged(parent)
             if parent.state is ChangeState.VERIFIED and held_before:
                 # The grant's first attempt found the right already there, so it added nothing and removing it
                 # would take away more than it gave. After a later attempt "unchanged" may be an earlier attempt's
