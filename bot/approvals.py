@@ -1,4 +1,5 @@
-"""Fix requests and their approval: who may decide, what happens on Approve, and the re-test that follows."""
+"""Fix requests and their approval: who may decide, and what happens on Approve (the re-test that follows a
+granted fix is :mod:`bot.retest`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,9 @@ from datetime import datetime, timedelta
 from bot import blocks
 from bot.changes import Change, describe_duration
 from bot.context import BotContext
-from bot.retest import RetestPolicy, retest_until_passing
 from bot.slack_io import Posted
 from bot.store import FixRequest, RequestKind, RequestStatus
-from plugin.doctor import Report
 from plugin.errors import ConfigError
-from plugin.resolve import RIGHT_WORDS
 
 
 def change_of(request: FixRequest) -> Change:
@@ -127,63 +125,3 @@ def already_decided(request: FixRequest, now: datetime) -> str:
         RequestStatus.FAILED: ", but the change failed",
     }
     return f"This request was already approved{who}{outcome.get(request.status, '')}."
-
-
-async def retest(ctx: BotContext, request: FixRequest) -> None:
-    """Test again with back-off until it passes or the time limit is reached; Exchange takes minutes to apply."""
-    assert request.origin_test_user is not None
-    slack = ctx.settings.slack
-    policy = RetestPolicy(
-        first_delay=slack.retest_first_delay_seconds,
-        max_delay=slack.retest_max_delay_seconds,
-        timeout=slack.retest_timeout_minutes * 60,
-    )
-    user = request.origin_test_user
-    words = RIGHT_WORDS[request.right]
-    progress = await ctx.poster.post(
-        request.origin_channel,
-        blocks.plain(f":arrows_counterclockwise: Re-testing {user} until Exchange applies the {words} right…"),
-        thread_ts=request.origin_thread_ts,
-    )
-
-    async def on_attempt(attempt: int, report: Report) -> None:
-        state = "passed" if report.ok else blocks.title_of(report.diagnosis, report.pending)
-        await ctx.poster.update(
-            progress, blocks.plain(f":arrows_counterclockwise: Re-test {attempt} of {user}: {state}.")
-        )
-
-    outcome = await retest_until_passing(lambda: ctx.doctor.diagnose(user), policy, ctx.sleep, on_attempt)
-    minutes = outcome.waited / 60
-    waited = f"{outcome.waited:.0f} s" if outcome.waited < 120 else f"{minutes:.0f} min"
-    if outcome.passed:
-        text = (
-            f":white_check_mark: {user}'s email test passes now (re-test {outcome.attempts}, {waited} after the grant)."
-        )
-    elif outcome.stopped_early:
-        text = f":x: {user}'s test now fails for another reason; see the report below."
-    else:
-        text = (
-            f":warning: {user}'s test still fails after {minutes:.0f} min. Exchange can take up to two hours to "
-            f"apply a right; run /emailtest {user} later."
-        )
-    await ctx.poster.update(progress, blocks.plain(text))
-    if outcome.last is not None:
-        origin = {"channel": request.origin_channel, "thread_ts": request.origin_thread_ts or ""}
-        await ctx.poster.post(
-            request.origin_channel,
-            blocks.report_blocks(outcome.last, origin=origin),
-            thread_ts=request.origin_thread_ts,
-        )
-    if outcome.passed and request.origin_thread_ts:
-        await ctx.poster.update(
-            Posted(request.origin_channel, request.origin_thread_ts),
-            blocks.plain(f":white_check_mark: Email test for {user} passes after the fix (see the thread)."),
-        )
-    await ctx.store.append_audit(
-        "emaildoctor",
-        "retest",
-        {"user": user},
-        "ok" if outcome.passed else "failed",
-        request_id=request.id,
-        detail=text,
-    )

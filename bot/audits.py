@@ -1,4 +1,9 @@
-"""Tenant audits from chat and on a schedule: run, store the snapshot, post a summary and the CSV."""
+"""Tenant audits from chat and on a schedule: run, store the snapshot, post a summary and the CSV.
+
+Every audit post also carries the audit log's chain head (the last entry's number and hash): Slack keeps a copy
+the store's writers cannot rewrite, and ``emaildoctor log verify --head SEQ:HASH`` (:mod:`bot.cli_log`) checks the
+store against it later.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import blocks
 from bot.context import BotContext
-from bot.store import Store
+from bot.store import ChainHead, Store
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
 
@@ -105,8 +110,19 @@ def csv_text(report: AuditReport, secrets: list[str]) -> str:
     return stream.getvalue()
 
 
+def head_block(head: ChainHead) -> blocks.Block:
+    """The audit log's chain head, as a context line under the audit's summary."""
+    text = (
+        f":link: Audit log head: entry {head.seq}, `{head}` — to check the store against it later: "
+        f"`emaildoctor log verify --head {head}`"
+    )
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text, "verbatim": True}]}
+
+
 async def post_audit(ctx: BotContext, report: AuditReport, channel: str, *, scheduled: bool) -> None:
-    await ctx.poster.post(channel, summary(report, scheduled=scheduled))
+    text, summary_blocks = summary(report, scheduled=scheduled)
+    head = await ctx.store.chain_head()  # after run_audit's own entry: the post anchors the log up to it
+    await ctx.poster.post(channel, (text, [*summary_blocks, head_block(head)]))
     stamp = report.snapshot.taken_at.strftime("%Y%m%d-%H%M")
     await ctx.poster.upload(
         channel,

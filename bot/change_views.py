@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from bot import approvals, blocks
+from bot import approvals, blocks, retest
 from bot.changes import Change, describe_duration
 from bot.context import BotContext
 from bot.pipeline import KEPT, found_unchanged
@@ -133,7 +133,7 @@ class SlackChangeView:
             text = f":x: {by} approved the fix, but it did not run: {_detail(change)}"
         await approvals.tell_origin(ctx, request, text)
         if change.state is ChangeState.VERIFIED and request.origin_test_user and change.kind == "grant":
-            ctx.tasks.spawn(approvals.retest(ctx, request), name=f"retest-{request.id}")
+            ctx.tasks.spawn(retest.follow(ctx, change.id), name=f"retest-{change.id}")  # a row: any replica
 
     def _time_limit_words(self, change: ChangeRecord) -> str:
         words = _rights_of(change)

@@ -13,8 +13,9 @@ A change is worked on by the replica holding its lease (renewed while it works).
 ``approved``, ``applying`` or ``applied``; when the lease lapses :meth:`Pipeline.reconcile` (at start-up and
 on every scheduler tick, on any replica) claims it and settles it from Exchange's actual state: grant and
 revoke read the right first, so a change that did land is found and recorded, never made twice. The final
-state and its audit outcome commit together. Slack is a view of the row (:class:`ChangeView`): a view that
-fails is shown again by the reconciler and never holds a change up.
+state and its audit outcome commit together (with the re-test a verified fix needs, :mod:`bot.retest`). Slack
+is a view of the row (:class:`ChangeView`): a view that fails is shown again by the reconciler, with back-off,
+and never holds a change up. An ``applied`` change is read back with back-off too (:meth:`Policy.next_read`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ class Policy:
         first, cap = self.settings.retry_first_delay_seconds, self.settings.retry_max_delay_seconds
         return timedelta(seconds=min(cap, first * 2 ** max(0, attempts - 1)))
 
+    def next_read(self, change: ChangeRecord) -> timedelta:
+        """The wait before reading an ``applied`` change back again: twice the last wait (``due_at`` was set
+        that long after ``updated_at``), from the first delay, capped at the maximum."""
+        first, cap = self.settings.retry_first_delay_seconds, self.settings.retry_max_delay_seconds
+        last = (change.due_at - change.updated_at).total_seconds()
+        return timedelta(seconds=min(cap, max(first, 2 * last)))
+
     def gave_up(self, change: ChangeRecord, now: datetime) -> bool:
         if change.origin is ChangeOrigin.TIME_LIMIT:
             return False  # a time limit is retried until it is done
@@ -149,20 +157,28 @@ class Pipeline:
         self._active.add(change_id)
         keeper = asyncio.create_task(self._keep_lease(change_id), name=f"lease-{change_id}")
         shown: str | None = None
+        show_again_at: datetime | None = None
         try:
             if not change.state.final:
                 change = await self._step(change)
             try:
                 await (view or self.view).show(change)
                 shown = change.state.value
-            except EmailDoctorError as exc:  # the reconciler shows it again; the change itself is recorded
-                log.warning("change %s is %s but Slack could not show it: %s", change.id, change.state, exc)
+            except EmailDoctorError as exc:  # the reconciler shows it again, with back-off; the change is recorded
+                show_again_at = self.clock.now() + self.policy.delay(change.show_failures + 1)
+                log.warning(
+                    "change %s is %s but Slack could not show it (again at %s): %s",
+                    change.id,
+                    change.state,
+                    f"{show_again_at:%H:%M:%S}",
+                    exc,
+                )
             return change
         finally:
             keeper.cancel()
             self._active.discard(change_id)
             with contextlib.suppress(StoreError):  # the lease lapses by itself
-                await self.store.release_change(change_id, self.replica, shown=shown)
+                await self.store.release_change(change_id, self.replica, shown=shown, show_again_at=show_again_at)
 
     async def reconcile(self) -> int:
         """Settle every change that is due and not being worked on; tell people of overdue time limits.
@@ -242,7 +258,7 @@ class Pipeline:
         if change.origin is not ChangeOrigin.TIME_LIMIT and now - change.created_at >= verify_timeout:
             return await self._settle(change, ChangeState.FAILED, "Exchange accepted it but never showed it")
         return await self._settle(
-            change, ChangeState.APPLIED, "not visible in Exchange yet", now + self.policy.delay(1)
+            change, ChangeState.APPLIED, "not visible in Exchange yet", now + self.policy.next_read(change)
         )
 
     async def _refused(self, change: ChangeRecord, exc: EmailDoctorError) -> ChangeRecord:

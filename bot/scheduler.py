@@ -1,8 +1,8 @@
 """Work on a clock: scheduled audits (once across replicas), expiring requests, and the reconciler that settles
-changes to Exchange (time limits included).
+changes to Exchange (time limits included) and runs the re-tests after granted fixes that are due.
 
 Each tick is idempotent and safe to run on every replica: scheduled audits are claimed per cron slot, and
-changes one by one with a lease, through the store. The first tick runs at start-up.
+changes and re-tests one by one with a lease, through the store. The first tick runs at start-up.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from croniter import croniter
 
-from bot import approvals, audits, blocks
+from bot import approvals, audits, blocks, retest
 from bot.context import BotContext
 from plugin.errors import ConfigError, EmailDoctorError
 
@@ -54,7 +54,7 @@ class Scheduler:
                 continue
 
     async def tick(self) -> None:
-        for job in (self.expire_requests, self.settle_changes, self.scheduled_audit):
+        for job in (self.expire_requests, self.settle_changes, self.run_retests, self.scheduled_audit):
             try:
                 await job()
             except EmailDoctorError as exc:  # one failing job must not stop the others or the loop
@@ -69,6 +69,12 @@ class Scheduler:
         settled = await self.ctx.pipeline.reconcile()
         if settled:
             log.info("settled %d change(s)", settled)
+
+    async def run_retests(self) -> None:
+        """Re-tests after granted fixes (bot.retest) that are due and not held: a replica died, or a step is due."""
+        ran = await retest.run_due(self.ctx)
+        if ran:
+            log.info("ran %d re-test step(s)", ran)
 
     async def scheduled_audit(self) -> None:
         ctx = self.ctx

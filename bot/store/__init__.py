@@ -1,5 +1,5 @@
-"""The bot's durable store: fix requests and approvals, changes to Exchange (with time limits), the
-hash-chained audit log, audit snapshots, Slack retry keys and scheduled-run claims, in SQLite (one process) or PostgreSQL
+"""The bot's durable store: fix requests and approvals, changes to Exchange (with time limits) and the
+re-tests after them, the hash-chained audit log, audit snapshots, Slack retry keys and scheduled-run claims, in SQLite (one process) or PostgreSQL
 (several replicas), through SQLAlchemy with Alembic migrations.
 
     store = await Store.open(settings.store.url, secrets=settings.secret_values())
@@ -21,6 +21,7 @@ from bot.store.records import (
     AuditEntry,
     AuditRecord,
     AuditResult,
+    ChainHead,
     ChainReport,
     ChangeOrigin,
     ChangeRecord,
@@ -28,6 +29,9 @@ from bot.store.records import (
     FixRequest,
     RequestKind,
     RequestStatus,
+    RetestOutcome,
+    RetestRecord,
+    RetestState,
     ScheduledRun,
     Snapshot,
 )
@@ -38,6 +42,7 @@ __all__ = [
     "AuditEntry",
     "AuditRecord",
     "AuditResult",
+    "ChainHead",
     "ChainReport",
     "ChangeOrigin",
     "ChangeRecord",
@@ -47,6 +52,9 @@ __all__ = [
     "InvalidStateError",
     "RequestKind",
     "RequestStatus",
+    "RetestOutcome",
+    "RetestRecord",
+    "RetestState",
     "ScheduledRun",
     "SelfApprovalError",
     "Snapshot",

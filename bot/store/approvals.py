@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from bot.store.changes import insert_change
 from bot.store.core import StoreCore, aware_utc
-from bot.store.errors import InvalidStateError, SelfApprovalError, UnknownRecordError
+from bot.store.errors import SelfApprovalError, UnknownRecordError
 from bot.store.models import RequestRow
 from bot.store.records import ChangeOrigin, FixRequest, RequestKind, RequestStatus
 from plugin.diagnosis import Right
@@ -147,14 +147,6 @@ class FixRequests(StoreCore):
                 )
             return True
 
-    async def mark_done(self, request_id: int, detail: str | None = None) -> FixRequest:
-        """An approved request was carried out."""
-        return await self._finish(request_id, RequestStatus.DONE, detail)
-
-    async def mark_failed(self, request_id: int, detail: str | None = None) -> FixRequest:
-        """An approved request could not be carried out; ``detail`` says why."""
-        return await self._finish(request_id, RequestStatus.FAILED, detail)
-
     async def expire_due(self, now: datetime) -> list[FixRequest]:
         """Mark pending requests whose time is up as expired and return them, each to one caller only."""
         now = aware_utc(now)
@@ -168,22 +160,3 @@ class FixRequests(StoreCore):
         async with self._write("expire fix requests") as session:
             rows = (await session.scalars(statement)).all()
             return sorted((_request(row) for row in rows), key=lambda request: request.id)
-
-    async def _finish(self, request_id: int, status: RequestStatus, detail: str | None) -> FixRequest:
-        statement = (
-            update(RequestRow)
-            .where(RequestRow.id == request_id, RequestRow.status == RequestStatus.APPROVED.value)
-            .values(status=status.value, detail=self._redact(detail), finished_at=self._now())
-            .returning(RequestRow)
-            .execution_options(**_NO_SYNC)
-        )
-        async with self._write(f"mark a fix request {status.value}") as session:
-            row = (await session.scalars(statement)).one_or_none()
-            if row is not None:
-                return _request(row)
-            current = await session.scalar(select(RequestRow.status).where(RequestRow.id == request_id))
-            if current is None:
-                raise UnknownRecordError(f"no fix request {request_id}")
-            raise InvalidStateError(
-                f"fix request {request_id} is {current}, not approved: cannot mark it {status.value}"
-            )

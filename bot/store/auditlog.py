@@ -22,7 +22,7 @@ from bot.store.chain import ChainChecker, canonical_json, entry_hash, hashed_fie
 from bot.store.core import StoreCore, aware_utc
 from bot.store.errors import StoreError
 from bot.store.models import AuditHeadRow, AuditRow
-from bot.store.records import AuditEntry, AuditRecord, AuditResult, ChainReport
+from bot.store.records import AuditEntry, AuditRecord, AuditResult, ChainHead, ChainReport
 
 _VERIFY_PAGE = 1000
 
@@ -209,6 +209,23 @@ class AuditLog(StoreCore):
                 after = page[-1].seq
                 session.expunge_all()
             return checker.report(head.seq, head.hash)
+
+    async def chain_head(self) -> ChainHead:
+        """The audit log's last entry (``0`` and the genesis hash while it is empty): post it somewhere the store's
+        writers cannot reach, and :meth:`audit_entry_at` later shows whether the log up to it was rewritten."""
+        async with self._read("read the audit log's head") as session:
+            head = (await session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1))).one()
+            return ChainHead(head.seq, head.hash)
+
+    async def audit_entry_at(self, seq: int) -> AuditEntry | None:
+        async with self._read("read an audit entry") as session:
+            row = await session.get(AuditRow, seq)
+            return None if row is None else _entry(row)
+
+    async def audit_entry_with_hash(self, digest: str) -> AuditEntry | None:
+        async with self._read("read an audit entry") as session:
+            row = (await session.scalars(select(AuditRow).where(AuditRow.hash == digest))).one_or_none()
+            return None if row is None else _entry(row)
 
     async def audit_entries(
         self,

@@ -5,7 +5,8 @@ module keeps its rows. A change is worked on by one replica at a time, the one h
 :meth:`Changes.claim_change` is a compare-and-set ``UPDATE … WHERE lease_until IS NULL OR lease_until < now``,
 so of two replicas exactly one gets it, and a replica that died lets its lease run out. The audit log's
 ``<kind>.started`` entry commits with the first attempt, and the outcome entry with the final state, in
-the same transaction: a change is never final without its outcome in the log, nor the other way round.
+the same transaction: a change is never final without its outcome in the log, nor the other way round; a
+verified grant that a failed test asked for gets its re-test row (:mod:`bot.store.retests`) in it too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bot.store.auditlog import AuditLog
 from bot.store.errors import InvalidStateError, UnknownRecordError
 from bot.store.models import ChangeRow, RequestRow
 from bot.store.records import ChangeOrigin, ChangeRecord, ChangeState, RequestKind, RequestStatus
+from bot.store.retests import insert_retest
 from plugin.diagnosis import Right
 
 TIME_LIMIT_ACTOR = "emaildoctor (time limit)"
@@ -51,6 +53,8 @@ def _change(row: ChangeRow) -> ChangeRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         finished_at=row.finished_at,
+        show_failures=row.show_failures,
+        show_after=row.show_after,
     )
 
 
@@ -122,7 +126,11 @@ def _lease_free(now: datetime) -> ColumnElement[bool]:
 def _workable(now: datetime) -> ColumnElement[bool]:
     """Unfinished and due, or finished but not yet shown in Slack; and no live replica holds it."""
     unfinished = and_(ChangeRow.state.not_in(FINAL), ChangeRow.due_at <= now)
-    unshown = and_(ChangeRow.state.in_(FINAL), or_(ChangeRow.shown.is_(None), ChangeRow.shown != ChangeRow.state))
+    unshown = and_(
+        ChangeRow.state.in_(FINAL),
+        or_(ChangeRow.shown.is_(None), ChangeRow.shown != ChangeRow.state),
+        or_(ChangeRow.show_after.is_(None), ChangeRow.show_after <= now),  # Slack refused it: back-off
+    )
     return and_(or_(unfinished, unshown), _lease_free(now))
 
 
@@ -238,11 +246,16 @@ class Changes(AuditLog):
         async with self._write("renew a change's lease") as session:
             return (await session.scalar(statement)) is not None
 
-    async def release_change(self, change_id: int, owner: str, *, shown: str | None = None) -> None:
-        """Give the lease up; ``shown`` records the state Slack now shows."""
+    async def release_change(
+        self, change_id: int, owner: str, *, shown: str | None = None, show_again_at: datetime | None = None
+    ) -> None:
+        """Give the lease up; ``shown`` records the state Slack now shows. ``show_again_at``: Slack refused to show
+        it, so a final change is shown again from then on (and the refusals are counted for the back-off)."""
         values: dict[str, object] = {"lease_until": None}
         if shown is not None:
-            values["shown"] = shown
+            values.update(shown=shown, show_failures=0, show_after=None)
+        elif show_again_at is not None:
+            values.update(show_failures=ChangeRow.show_failures + 1, show_after=show_again_at)
         statement = update(ChangeRow).where(ChangeRow.id == change_id, ChangeRow.claimed_by == owner).values(**values)
         async with self._write("release a change") as session:
             await session.execute(statement.execution_options(**_NO_SYNC))
@@ -287,6 +300,8 @@ class Changes(AuditLog):
                     request_id=row.request_id,
                     detail=detail,
                 )
+                if state is ChangeState.VERIFIED:
+                    await insert_retest(session, row, now)
                 if row.origin == ChangeOrigin.REQUEST.value and row.request_id is not None:
                     done = RequestStatus.DONE if state is ChangeState.VERIFIED else RequestStatus.FAILED
                     await session.execute(

@@ -24,6 +24,7 @@ NAMING_CONVENTION = {
 REQUEST_STATUSES = ("pending", "approved", "denied", "expired", "done", "failed")
 CHANGE_STATES = ("approved", "applying", "applied", "verified", "failed")
 CHANGE_ORIGINS = ("request", "direct", "time_limit")
+RETEST_STATES = ("testing", "posting", "done")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -185,10 +186,52 @@ class ChangeRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    show_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Slack refused to show the change this many times in a row (reset when it shows it)."""
+    show_after: Mapped[datetime | None]
+    """A final change Slack refused to show is shown again from then on (back-off), not on every tick."""
 
     __table_args__ = (
         CheckConstraint("kind IN ('grant', 'revoke')", name="kind"),
         CheckConstraint(_one_of("state", CHANGE_STATES), name="state"),
         CheckConstraint(_one_of("origin", CHANGE_ORIGINS), name="origin"),
+        Index(None, "state", "due_at"),
+    )
+
+
+class RetestRow(Base):
+    """The re-test after a granted fix: the original user's test run again until it passes or the limit passes,
+    by whichever replica holds its lease (see :mod:`bot.retest`)."""
+
+    __tablename__ = "retests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_id: Mapped[int] = mapped_column(Integer, unique=True)
+    """The verified grant the re-test follows."""
+    request_id: Mapped[int] = mapped_column(Integer, index=True)
+    test_user: Mapped[str] = mapped_column(String(320))
+    right: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(64))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    progress_ts: Mapped[str | None] = mapped_column(String(32))
+    """The thread message that shows the re-test's progress, then its result."""
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    result_text: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[str | None] = mapped_column(Text)
+    """The last test's report as a Slack message (JSON), posted in the thread with the result."""
+    posted_at: Mapped[datetime | None]
+    """When a replica took the report's post: set in the same transaction that claims it, so it is posted once."""
+    slack_failures: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(_one_of("state", RETEST_STATES), name="state"),
         Index(None, "state", "due_at"),
     )

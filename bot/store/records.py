@@ -56,7 +56,7 @@ class FixRequest:
     decided_at: datetime | None
     finished_at: datetime | None
     detail: str | None
-    """Outcome text from :meth:`Store.mark_done` / :meth:`Store.mark_failed`."""
+    """Outcome text: the detail of the change that carried the request out."""
 
 
 class AuditResult(StrEnum):
@@ -189,6 +189,10 @@ class ChangeRecord:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    show_failures: int = 0
+    """Slack refused to show the change this many times in a row."""
+    show_after: datetime | None = None
+    """When the reconciler shows a final change again that Slack refused to show (back-off)."""
 
     def subject(self) -> dict[str, object]:
         """What the audit log records as the change's subject."""
@@ -196,3 +200,57 @@ class ChangeRecord:
         if self.duration is not None:
             subject["duration_seconds"] = int(self.duration.total_seconds())
         return subject
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The audit log's last entry: publishing ``seq`` and ``hash`` elsewhere anchors everything before it."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+class RetestState(StrEnum):
+    """``testing`` → ``posting`` (the outcome is recorded and audited) → ``done`` (Slack shows it)."""
+
+    TESTING = "testing"
+    POSTING = "posting"
+    DONE = "done"
+
+
+class RetestOutcome(StrEnum):
+    PASSED = "passed"
+    STOPPED = "stopped"
+    """The test failed for another reason than Send As denied: waiting longer would not help."""
+    GAVE_UP = "gave_up"
+    """Still failing when the limit passed."""
+
+
+@dataclass(frozen=True)
+class RetestRecord:
+    """The re-test after a granted fix, run by the replica holding its lease (see :mod:`bot.retest`)."""
+
+    id: int
+    change_id: int
+    request_id: int
+    test_user: str
+    right: Right
+    channel: str
+    thread_ts: str | None
+    state: RetestState
+    attempts: int
+    due_at: datetime
+    claimed_by: str | None
+    lease_until: datetime | None
+    progress_ts: str | None
+    outcome: RetestOutcome | None
+    result_text: str | None
+    report: str | None
+    posted_at: datetime | None
+    slack_failures: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None

@@ -17,6 +17,7 @@ from bot.store.changes import Changes
 from bot.store.coordination import Coordination
 from bot.store.engine import WRITE, enable_sqlite_wal, translated
 from bot.store.errors import StoreError
+from bot.store.retests import Retests
 from bot.store.snapshots import Snapshots
 from plugin.clock import Clock
 
@@ -36,9 +37,9 @@ def _local_migration_lock() -> asyncio.Lock:
     return lock
 
 
-class Store(FixRequests, Changes, Snapshots, Coordination):
-    """Fix requests and approvals, changes to Exchange, the hash-chained audit log, audit snapshots,
-    Slack retry keys and scheduled-run claims.
+class Store(FixRequests, Changes, Retests, Snapshots, Coordination):
+    """Fix requests and approvals, changes to Exchange and the re-tests after them, the hash-chained audit
+    log, audit snapshots, Slack retry keys and scheduled-run claims.
 
     ``Store(url_or_engine)`` does no I/O; ``await Store.open(url)`` also brings the schema up to
     date. A store built from a URL owns its engine and disposes of it in :meth:`close`; one built

@@ -28,6 +28,7 @@ TABLES = {
     "fix_requests",
     "idempotency_keys",
     "changes",
+    "retests",
     "scheduled_runs",
 }
 

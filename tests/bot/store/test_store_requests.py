@@ -9,8 +9,8 @@ from datetime import timedelta, timezone
 import pytest
 
 from bot.store import (
+    ChangeState,
     FixRequest,
-    InvalidStateError,
     RequestKind,
     RequestStatus,
     SelfApprovalError,
@@ -18,7 +18,7 @@ from bot.store import (
     UnknownRecordError,
 )
 from plugin.diagnosis import Right
-from tests.bot.store.support import START, Database, FakeClock
+from tests.bot.store.support import START, Database
 
 TTL = timedelta(hours=24)
 
@@ -77,8 +77,6 @@ async def test_unknown_requests(store: Store) -> None:
         await store.set_card(404, "C_IT", "1.2")
     with pytest.raises(UnknownRecordError):
         await store.decide(404, "U_IT", True, START)
-    with pytest.raises(UnknownRecordError):
-        await store.mark_done(404)
 
 
 async def test_the_card_is_remembered(store: Store) -> None:
@@ -149,29 +147,17 @@ async def test_an_expired_request_cannot_be_decided_and_expires_once(
     assert (await store.get_request(decided.id)).status is RequestStatus.APPROVED
 
 
-async def test_outcomes_follow_approval(store: Store, clock: FakeClock) -> None:
-    done, failed, pending = await _request(store), await _request(store), await _request(store)
-    for request in (done, failed):
-        assert await store.decide(request.id, "U_IT", True, START)
-    finished_at = clock.advance(minutes=3)
-    marked = await store.mark_done(done.id, "granted and read back")
-    assert (marked.status, marked.detail, marked.finished_at) == (
-        RequestStatus.DONE,
-        "granted and read back",
-        finished_at,
-    )
-    assert (await store.mark_failed(failed.id, "Exchange refused")).status is RequestStatus.FAILED
-    with pytest.raises(InvalidStateError, match="pending, not approved"):
-        await store.mark_done(pending.id)
-    with pytest.raises(InvalidStateError, match="done, not approved"):
-        await store.mark_failed(done.id)
-
-
 async def test_outcome_text_is_redacted(database: Database, make_store: Callable[..., Awaitable[Store]]) -> None:
     store = await make_store(secrets=["s3cret-client-value"])
     request = await _request(store)
     await store.decide(request.id, "U_IT", True, START)
-    await store.mark_failed(request.id, "token request failed: client_secret=s3cret-client-value, Bearer abc.def")
+    change = await store.request_change(request.id)
+    assert change is not None
+    await store.claim_change(change.id, "replica-a", timedelta(seconds=60))
+    await store.start_attempt(change.id, "replica-a")
+    why = "token request failed: client_secret=s3cret-client-value, Bearer abc.def"
+    await store.settle_change(change.id, "replica-a", ChangeState.FAILED, why)
+    assert (await store.get_request(request.id)).status is RequestStatus.FAILED
     detail = (await store.get_request(request.id)).detail or ""
     assert "s3cret-client-value" not in detail
     assert "abc.def" not in detail
