@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.store import ChainHead, ChainReport, Store
+from bot.store import ChainHead, ChainReport, Store, StoreError
 from plugin.errors import ConfigError
 from plugin.redact import redact
 
@@ -86,7 +86,7 @@ class LogCommand:
         anchors = [parse_head(text) for text in getattr(args, "head", [])]
         settings = context.settings()
         secrets = list(settings.secret_values())
-        async with await Store.open(settings.store.url, migrate=False, secrets=secrets) as store:
+        async with await _open(settings.store.url, secrets) as store:
             if args.log_action == "head":
                 head = await store.chain_head()
                 print(json.dumps({"seq": head.seq, "hash": head.hash}) if args.json else str(head), file=context.out)
@@ -101,6 +101,19 @@ class LogCommand:
         head = ChainHead(report.head_seq, report.head_hash)
         print(f"audit log intact: {report.checked} entries, head {head}{matched}", file=context.out)
         return 0
+
+
+async def _open(url: str, secrets: list[str]) -> Store:
+    """The store as it is: verifying never migrates (nor writes) anything."""
+    try:
+        return await Store.open(url, migrate=False, secrets=secrets)
+    except StoreError as exc:
+        if "schema is at revision" not in str(exc):
+            raise
+        raise ConfigError(
+            "the store (EMAILDOCTOR_STORE__URL) is not at this version's schema: `emaildoctor bot` (or `grant`, "
+            "`revoke`, `audit`) migrates it when it opens it, then there is an audit log to read"
+        ) from exc
 
 
 def broken_chain(report: ChainReport) -> str:
