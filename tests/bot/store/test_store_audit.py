@@ -39,6 +39,19 @@ async def test_an_empty_log_verifies(store: Store) -> None:
     assert (report.ok, report.checked, report.head_seq, report.head_hash) == (True, 0, 0, GENESIS_HASH)
 
 
+async def test_the_chain_head_names_the_last_entry(store: Store) -> None:
+    empty = await store.chain_head()
+    assert (empty.seq, empty.hash, str(empty)) == (0, GENESIS_HASH, f"0:{GENESIS_HASH}")
+    first = await store.append_audit("U1", "grant.requested", {"mailbox": "a@contoso.com"}, "ok")
+    second = await store.append_audit("U2", "grant.requested", {"mailbox": "b@contoso.com"}, "ok")
+    head = await store.chain_head()
+    assert (head.seq, head.hash) == (2, second.hash)
+    assert await store.audit_entry_at(1) == first
+    assert await store.audit_entry_with_hash(second.hash) == second
+    assert await store.audit_entry_at(3) is None
+    assert await store.audit_entry_with_hash(GENESIS_HASH) is None
+
+
 async def test_entries_can_be_filtered(store: Store, clock: FakeClock) -> None:
     await _append(store, 3)
     clock.advance(hours=1)
