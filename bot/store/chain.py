@@ -6,7 +6,9 @@
 (ISO 8601 UTC, microseconds), ``actor``, ``action``, ``subject``, ``result``, ``approved_by``,
 ``request_id`` and ``detail``; canonical JSON sorts keys and has no spaces. Because ``seq`` is
 hashed and every entry names its predecessor's hash, an edited, deleted, inserted or reordered
-row breaks the chain at that row; a cut-off tail is caught against the chain head the store keeps.
+row breaks the chain at that row; a cut-off tail is caught against the chain head the store keeps, and a
+rewrite with every later hash recomputed against a head published outside the store (every audit post in
+Slack, ``emaildoctor log head``; checked by ``emaildoctor log verify --head``, :mod:`bot.cli_log`).
 Pure code: no database here.
 """
 
