@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from graph.http_metrics import response_hook
 from plugin.settings import M365Settings
 
 MAX_RETRY_AFTER_S = 120.0
@@ -31,6 +32,7 @@ def build_http_client(settings: M365Settings) -> httpx.AsyncClient:
         trust_env=False,
         headers={"User-Agent": "emaildoctor"},
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        event_hooks={"response": [response_hook(settings)]},
     )
 
 

@@ -113,3 +113,71 @@ def test_the_demo_plays_from_the_installed_wheel(installed: Installed) -> None:
     for step in ("✅ alice's email test passes now", "hash chain intact", "That is the whole ticket, closed in"):
         assert step in done.stdout, step
     assert list(installed.cwd.iterdir()) == [], "the demo keeps its files in a temporary folder"
+
+
+def _start(installed: Installed, *args: str, log: Path) -> subprocess.Popen[str]:
+    """A long-running program of the venv (the sandbox, the bot), its stderr to ``log``."""
+    env = {k: v for k, v in _MACHINE_ENV.items() if not k.startswith(_ISOLATED_PREFIXES) and k not in _ISOLATED_NAMES}
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(name, None)
+    with log.open("w", encoding="utf-8") as errors:
+        return subprocess.Popen(  # noqa: S603 (our own venv's programs)
+            [str(installed.venv / "bin" / args[0]), *args[1:]],
+            cwd=installed.cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+
+
+def _line_with(process: subprocess.Popen[str], needle: str, log: Path) -> str:
+    assert process.stdout is not None
+    for _ in range(40):
+        line = process.stdout.readline()
+        if needle in line:
+            return line
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"no line with {needle!r}: " + log.read_text(encoding="utf-8")[-3000:])
+
+
+def test_check_and_readyz_pass_against_the_sandbox_from_the_installed_wheel(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The same install steps the container runs: `check` is green against `emaildoctor sandbox`, and the bot
+    started from the wheel answers /readyz 200 with every deep check ok."""
+    import json
+    import urllib.request
+
+    env_file = tmp_path / "sandbox.env"
+    sandbox = _start(
+        installed, "emaildoctor", "sandbox", "--env-file", str(env_file), "--workdir", str(tmp_path / "sb"),
+        log=tmp_path / "sandbox.log",
+    )  # fmt: skip
+    bot: subprocess.Popen[str] | None = None
+    try:
+        _line_with(sandbox, "serving; press Ctrl-C to stop", tmp_path / "sandbox.log")
+        store = f"sqlite:///{tmp_path / 'store.db'}"
+        with env_file.open("a", encoding="utf-8") as settings:
+            settings.write(f"EMAILDOCTOR_STORE__URL={store}\n")
+        done = installed.run("emaildoctor", "--env-file", str(env_file), "check", timeout=120)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        bot = _start(
+            installed, "emaildoctor", "--env-file", str(env_file), "bot", "--port", "0", log=tmp_path / "bot.log"
+        )
+        line = _line_with(bot, "listening on ", tmp_path / "bot.log")
+        base = line.split("listening on ", 1)[1].split()[0].rsplit("/slack/events", 1)[0]
+        with urllib.request.urlopen(f"{base}/readyz", timeout=60) as answer:  # noqa: S310 (loopback http)
+            status, ready = answer.status, json.loads(answer.read())
+        assert status == 200 and ready["ok"] is True, ready
+        assert {check["area"] for check in ready["checks"]} >= {"store", "slack", "m365"}, ready
+        assert all(check["ok"] is not False for check in ready["checks"]), ready
+    finally:
+        for process in (bot, sandbox):
+            if process is not None:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(timeout=30)
+                if process.stdout is not None:
+                    process.stdout.close()
