@@ -77,7 +77,9 @@ async def test_identity_endpoint_refusals(sandbox: Sandbox) -> None:
         assert set(body) == {"statusCode", "message", "correlationId"} and said in body["message"]
 
 
-def assertion_form(sandbox: Sandbox, assertion: str, scope: str = "https://graph.microsoft.com/.default") -> dict[str, str]:
+def assertion_form(
+    sandbox: Sandbox, assertion: str, scope: str = "https://graph.microsoft.com/.default"
+) -> dict[str, str]:
     return {
         "client_id": sandbox.app.client_id,
         "grant_type": "client_credentials",
@@ -102,7 +104,7 @@ async def test_federated_assertion_signs_the_app_in_and_entra_refuses_the_others
         mailbox = await invoke(client, sandbox, "Get-Mailbox", access, Identity="alice")
         assert mailbox.status_code == 200, mailbox.text
 
-        head, payload, signature = good.split(".")
+        head, _, signature = good.split(".")
         forged_claims = {**claims(good), "sub": "system:serviceaccount:other:other"}
         forged_payload = base64.urlsafe_b64encode(json.dumps(forged_claims).encode()).decode().rstrip("=")
         refusals = {
