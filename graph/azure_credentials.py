@@ -191,6 +191,16 @@ def _managed_identity_error(exc: BaseException, settings: M365Settings) -> SignI
             code=Code.OAUTH_TOKEN_INVALID,
             error="identity_unavailable",
         )
+    if not endpoint and (status in (401, 403, 404) or isinstance(exc, ServiceRequestError | OSError)):
+        answered = f"answered HTTP {status}: {body or 'no details'}" if status else f"did not answer ({_message(exc)})"
+        return SignInConfigurationError(
+            f"{chosen}, but this machine offers no managed identity: IDENTITY_ENDPOINT and IDENTITY_HEADER are not "
+            f"set (App Service and Container Apps set them) and the VM metadata endpoint {answered}. Turn on the "
+            f"identity (the Identity blade) or choose another {CREDENTIAL_SETTING}.",
+            code=Code.OAUTH_TOKEN_INVALID,
+            detail=body,
+            error="identity_unavailable",
+        )
     if status in (401, 403):
         return SignInError(
             f"{where} refused the request (HTTP {status}: {body or 'no details'}): IDENTITY_HEADER does not "

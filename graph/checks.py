@@ -124,7 +124,8 @@ async def _token_rows(
     except SignInError as exc:
         if resource == "Microsoft Graph":
             raise
-        return False, [failed("m365", name, f"sign-in refused (AADSTS{exc.aadsts or '?'})", str(exc))]
+        said = f"AADSTS{exc.aadsts}" if exc.aadsts else exc.error or exc.code
+        return False, [failed("m365", name, f"sign-in refused ({said})", str(exc))]
     held = {str(r) for r in (decode_claims(token) or {}).get("roles") or ()}
     missing = [role for role in needed if role not in held]
     if missing:
