@@ -132,7 +132,12 @@ class AzureIdentityProvider(AppTokenProvider):
                 timeout=aiohttp.ClientTimeout(total=settings.timeout),
             )
         options: dict[str, Any] = {
-            "transport": AioHttpTransport(session=self._http, session_owner=False),
+            "transport": AioHttpTransport(
+                session=self._http,
+                session_owner=False,
+                connection_timeout=min(settings.timeout, 10.0),
+                read_timeout=settings.timeout,
+            ),
             "retry_total": _RETRIES,
             "retry_backoff_factor": 0.5,
         }
