@@ -84,7 +84,9 @@ class AzureIdentityProvider(AppTokenProvider):
 
     @property
     def secrets(self) -> list[str]:
-        return []
+        """No secret of ours; the platform's ``IDENTITY_HEADER`` is kept out of any output all the same."""
+        header = os.environ.get("IDENTITY_HEADER") if self.kind == "managed_identity" else None
+        return [header] if header else []
 
     async def token(self, scope: str, *, claims: str | None = None) -> AppToken:
         lock = self._locks.setdefault(scope, asyncio.Lock())

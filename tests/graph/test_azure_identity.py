@@ -87,12 +87,13 @@ async def test_managed_identity_feeds_graph_and_exchange(sandbox: Sandbox, monke
     on_app_service(monkeypatch, sandbox)
     settings = m365_settings(sandbox, client_secret=None, credential="managed_identity")
     provider = app_token_provider(settings)
-    assert isinstance(provider, AzureIdentityProvider) and provider.secrets == []
-    graph, exchange = await asyncio.gather(
-        provider.token(graph_scope(settings)), provider.token(exchange_scope(settings))
+    assert isinstance(provider, AzureIdentityProvider) and provider.secrets == [sandbox.managed_identity.header]
+    first = await asyncio.gather(  # concurrent first calls: one request per scope, the scopes side by side
+        *(provider.token(graph_scope(settings)) for _ in range(3)), provider.token(exchange_scope(settings))
     )
-    again = await asyncio.gather(*(provider.token(graph_scope(settings)) for _ in range(3)))
-    assert not graph.from_cache and all(t.from_cache and t.token == graph.token for t in again)
+    graph, exchange = first[0], first[-1]
+    assert not graph.from_cache and all(t.from_cache and t.token == graph.token for t in first[1:3])
+    assert graph.token != exchange.token and (await provider.token(graph_scope(settings))).from_cache
     endpoint = sandbox.managed_identity
     assert sorted(r["resource"] for r in endpoint.requests) == sorted([settings.graph_url, settings.exchange_url])
     assert all(r["client_id"] == sandbox.app.client_id and r["header_ok"] == "true" for r in endpoint.requests)
