@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from graph.auth import SignInConfigurationError, app_token_provider, exchange_scope, graph_scope
+from graph.auth import SignInConfigurationError, SignInError, app_token_provider, exchange_scope, graph_scope
 from graph.azure_credentials import AzureIdentityProvider
 from graph.services import M365Services
 from graph.token_lint import lint_token
 from plugin.cli import CliContext, _environ, build_parser, main
 from plugin.cli_check import COMMAND
+from plugin.diagnosis import Code
 from plugin.errors import ConfigError
 from plugin.settings import load_settings
 from sandbox.runtime import Sandbox
@@ -178,6 +179,14 @@ async def test_managed_identity_endpoint_problems_are_named(sandbox: Sandbox, mo
         refused.value
     )
     await provider.aclose()
+
+    sandbox.faults.set("login", error_rate=1.0, error_status=500)
+    provider = app_token_provider(m365_settings(sandbox, client_secret=None, credential="managed_identity"))
+    with pytest.raises(SignInError) as failed:  # after azure-core's retries
+        await provider.token(graph_scope(provider.settings))
+    assert failed.value.code is Code.SERVER_UNAVAILABLE and "answered HTTP 500" in str(failed.value)
+    await provider.aclose()
+    sandbox.faults.reset("login")
 
     monkeypatch.delenv("IDENTITY_HEADER")
     provider = app_token_provider(m365_settings(sandbox, client_secret=None, credential="managed_identity"))

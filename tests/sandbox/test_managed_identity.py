@@ -77,6 +77,15 @@ async def test_identity_endpoint_refusals(sandbox: Sandbox) -> None:
         assert set(body) == {"statusCode", "message", "correlationId"} and said in body["message"]
 
 
+async def test_login_faults_reach_the_identity_endpoint(sandbox: Sandbox) -> None:
+    sandbox.faults.set("login", throttle_burst=1, retry_after_s=2)
+    throttled = await identity_get(sandbox, sandbox.managed_identity.header, resource="https://graph.microsoft.com")
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"
+    assert set(throttled.json()) == {"statusCode", "message", "correlationId"}
+    again = await identity_get(sandbox, sandbox.managed_identity.header, resource="https://graph.microsoft.com")
+    assert again.status_code == 200
+
+
 def assertion_form(
     sandbox: Sandbox, assertion: str, scope: str = "https://graph.microsoft.com/.default"
 ) -> dict[str, str]:
