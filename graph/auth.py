@@ -407,7 +407,7 @@ def smtp_token_source(settings: Settings) -> TokenSource:
     """Entry point ``emaildoctor.token_sources:smtp``: the app's SMTP XOAUTH2 token (``{exchange}/.default``,
     role SMTP.SendAsApp). Each call closes the HTTP connections it opened (the caller never closes anything);
     msal's cache lives as long as the returned callable."""
-    provider = AppTokenProvider(settings.m365)
+    provider = app_token_provider(settings.m365)
     scope = smtp_scope(settings.m365)
 
     async def source() -> str:
@@ -417,3 +417,13 @@ def smtp_token_source(settings: Settings) -> TokenSource:
             await provider.aclose()
 
     return source
+
+
+def app_token_provider(settings: M365Settings) -> AppTokenProvider:
+    """The app's sign-in for ``m365.credential``: msal (secret, certificate) or azure-identity (managed identity,
+    workload identity; :mod:`graph.azure_credentials`), behind the same interface."""
+    if settings.credential in ("managed_identity", "workload_identity"):
+        from graph.azure_credentials import AzureIdentityProvider
+
+        return AzureIdentityProvider(settings)
+    return AppTokenProvider(settings)

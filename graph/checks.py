@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from graph.auth import SignInError, exchange_scope, graph_scope
+from graph.azure_credentials import describe_credential
 from graph.checks_exchange import exchange_checks, service_principal_check
 from graph.services import M365Services
 from graph.token_lint import EXCHANGE_ADMIN_APP_ROLE, GRAPH_SEND_ROLE, SMTP_APP_ROLE, decode_claims
@@ -64,10 +65,16 @@ class Microsoft365Checks:
                     m365, "Microsoft Graph", graph_scope(settings.m365), GRAPH_ROLES
                 )
             except SignInError as exc:  # the tenant, the app or the credential: nothing else can be checked
-                detail = f"refused (AADSTS{exc.aadsts or '?'}: {exc.error or exc.code})"
+                said = (
+                    f"refused (AADSTS{exc.aadsts}: {exc.error})"
+                    if exc.aadsts
+                    else f"no token ({exc.error or exc.code})"
+                )
+                detail = f"{describe_credential(settings.m365)}: {said}"
                 return [*rows, failed("m365", "Entra sign-in", detail, str(exc))]
-            credential = "certificate" if settings.m365.certificate_path else "client secret"
-            known = f"tenant {settings.m365.tenant_id} and app {settings.m365.client_id} known, {credential} accepted"
+            credential = describe_credential(settings.m365)
+            app = settings.m365.client_id or "(its system-assigned identity)"
+            known = f"tenant {settings.m365.tenant_id} and app {app} known, {credential} accepted: token obtained"
             rows.append(passed("m365", "Entra sign-in", known))
             needed = (EXCHANGE_ADMIN_APP_ROLE, *([SMTP_APP_ROLE] if uses_xoauth2(directory) else []))
             exchange_ok, exchange_rows = await _token_rows(
@@ -117,7 +124,8 @@ async def _token_rows(
     except SignInError as exc:
         if resource == "Microsoft Graph":
             raise
-        return False, [failed("m365", name, f"sign-in refused (AADSTS{exc.aadsts or '?'})", str(exc))]
+        said = f"AADSTS{exc.aadsts}" if exc.aadsts else exc.error or exc.code
+        return False, [failed("m365", name, f"sign-in refused ({said})", str(exc))]
     held = {str(r) for r in (decode_claims(token) or {}).get("roles") or ()}
     missing = [role for role in needed if role not in held]
     if missing:

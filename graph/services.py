@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from graph.audit import TenantAudit
-from graph.auth import AppTokenProvider, exchange_scope, graph_scope
+from graph.auth import app_token_provider, exchange_scope, graph_scope
 from graph.exchange import ExchangeAdmin
 from graph.graph_client import GraphClient
 from graph.http import build_http_client
@@ -40,7 +40,7 @@ class M365Services:
                 "credential (see README.md, 'Connect a real tenant')"
             )
         self.settings = settings
-        self.tokens = AppTokenProvider(settings)
+        self.tokens = app_token_provider(settings)
         self._http = build_http_client(settings)
         self.graph = GraphClient(settings, self.tokens.credential())
         self.exchange = ExchangeAdmin(

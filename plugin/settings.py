@@ -85,26 +85,77 @@ class M365Settings(_Section):
             raise ValueError("must be an https:// URL")
         return value.rstrip("/")
 
+    # Signing in without a secret (docs/operations.md): declared here, next to the rule that checks them.
+    credential: str | None = None
+    """How emaildoctor signs in: ``secret``, ``certificate``, ``managed_identity`` (App Service, Container Apps,
+    VMs) or ``workload_identity`` (a federated token file, e.g. on AKS). Unset: the secret or certificate set."""
+    federated_token_file: Path | None = None
+    """Workload identity: the federated token file (default: ``AZURE_FEDERATED_TOKEN_FILE``, as AKS sets it)."""
+
     @model_validator(mode="after")
     def _one_credential(self) -> Self:
+        kind = self.credential
+        if kind is not None and kind not in CREDENTIALS:
+            raise ValueError(
+                f"m365.credential (EMAILDOCTOR_M365__CREDENTIAL) must be one of {', '.join(CREDENTIALS)}, not {kind!r}"
+            )
+        if kind is not None and (problem := _credential_problem(self, kind)):
+            raise ValueError(f"m365.credential (EMAILDOCTOR_M365__CREDENTIAL) is {kind}: {problem}")
+        if self.federated_token_file is not None and kind != "workload_identity":
+            raise ValueError(
+                "m365.federated_token_file (EMAILDOCTOR_M365__FEDERATED_TOKEN_FILE) is set: also set "
+                "EMAILDOCTOR_M365__CREDENTIAL=workload_identity, or remove it"
+            )
         if self.client_secret is not None and self.certificate_path is not None:
             raise ValueError(
                 "set either m365.client_secret or m365.certificate_path, not both "
                 "(EMAILDOCTOR_M365__CLIENT_SECRET / EMAILDOCTOR_M365__CERTIFICATE_PATH)"
             )
-        if self.configured and self.client_secret is None and self.certificate_path is None:
+        if kind is None and self.configured and self.client_secret is None and self.certificate_path is None:
             raise ValueError(
                 "m365.tenant_id and m365.client_id are set but no credential: set "
-                "EMAILDOCTOR_M365__CLIENT_SECRET or EMAILDOCTOR_M365__CERTIFICATE_PATH"
+                "EMAILDOCTOR_M365__CLIENT_SECRET or EMAILDOCTOR_M365__CERTIFICATE_PATH (or "
+                "EMAILDOCTOR_M365__CREDENTIAL=managed_identity / workload_identity)"
             )
-        if (self.tenant_id is None) != (self.client_id is None):
-            missing = "m365.client_id" if self.client_id is None else "m365.tenant_id"
-            raise ValueError(f"{missing} is required when the other of m365.tenant_id / m365.client_id is set")
+        if self.client_id is not None and self.tenant_id is None:
+            raise ValueError("m365.tenant_id is required when m365.client_id is set")
+        if self.tenant_id is not None and self.client_id is None and kind != "managed_identity":
+            raise ValueError("m365.client_id is required when m365.tenant_id is set")
         return self
 
     @property
     def configured(self) -> bool:
+        if self.credential == "managed_identity":  # no client_id: the system-assigned identity
+            return self.tenant_id is not None
         return self.tenant_id is not None and self.client_id is not None
+
+    @property
+    def credential_kind(self) -> str:
+        """:attr:`credential`, or the one the secret / certificate settings imply."""
+        if self.credential is not None:
+            return self.credential
+        return "certificate" if self.certificate_path is not None else "secret"
+
+
+CREDENTIALS = ("secret", "certificate", "managed_identity", "workload_identity")
+
+
+def _credential_problem(settings: M365Settings, kind: str) -> str | None:
+    secret, certificate = settings.client_secret is not None, settings.certificate_path is not None
+    if kind == "secret" and not secret:
+        return "set EMAILDOCTOR_M365__CLIENT_SECRET"
+    if kind == "certificate" and not certificate:
+        return "set EMAILDOCTOR_M365__CERTIFICATE_PATH"
+    if kind in ("managed_identity", "workload_identity") and (secret or certificate):
+        return (
+            "remove EMAILDOCTOR_M365__CLIENT_SECRET / EMAILDOCTOR_M365__CERTIFICATE_PATH (signing in without a "
+            "secret uses none)"
+        )
+    if kind == "managed_identity" and settings.tenant_id is None:
+        return "set EMAILDOCTOR_M365__TENANT_ID (EMAILDOCTOR_M365__CLIENT_ID only for a user-assigned identity)"
+    if kind == "workload_identity" and (settings.tenant_id is None or settings.client_id is None):
+        return "set EMAILDOCTOR_M365__TENANT_ID and EMAILDOCTOR_M365__CLIENT_ID (the app with the federated credential)"
+    return None
 
 
 class SlackSettings(_Section):

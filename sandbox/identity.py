@@ -1,7 +1,8 @@
 """Sign-in: a Microsoft Entra ID v2.0 authority at ``https://127.0.0.1:PORT/{tenant}``.
 
 OpenID configuration, instance discovery, JWKS, and the token endpoint for client credentials (client
-secret or certificate assertion), device code and refresh tokens, with Entra's error bodies.
+secret, certificate assertion, or a federated assertion: :mod:`sandbox.managed_identity`), device code and
+refresh tokens, with Entra's error bodies.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sandbox.client_assertion import check_client_assertion
 from sandbox.entra_errors import EntraError, error_body, missing_parameter
 from sandbox.faults import FaultBook
 from sandbox.http import fault_middleware
+from sandbox.managed_identity import Federation, is_federated
 from sandbox.state import App, Tenant
 from sandbox.tokens import GRAPH_APP_ID, RESOURCE_APP_IDS, Resource, TokenIssuer
 
@@ -62,6 +64,8 @@ class SignInService:
     """The sandbox's own service base URLs, accepted as ``{url}/.default`` besides the canonical ones."""
     device_flows: dict[str, DeviceFlow] = field(default_factory=dict)
     refresh_grants: dict[str, RefreshGrant] = field(default_factory=dict)
+    federation: Federation | None = None
+    """Workload identity federation: the OIDC issuer whose tokens apps with a federated credential accept."""
 
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[fault_middleware("login", self.faults, self._fault_response)])
@@ -157,7 +161,7 @@ class SignInService:
                 f"parameter 'scope' is not valid. The scope {scope} is not valid. Client credential flows must have "
                 f"a scope value with /.default suffixed to the resource identifier (application ID URI).",
             )
-        resource = self._resource(parts[0].removesuffix("/.default"))
+        resource = self.resource(parts[0].removesuffix("/.default"))
         roles = app.graph_roles if resource == "graph" else app.exchange_roles
         lifetime = self.tenant.behaviour.token_lifetime_seconds
         token = self.issuer.app_token(
@@ -185,7 +189,10 @@ class SignInService:
                 raise EntraError(
                     400, "invalid_request", 50027, "JWT token is invalid or malformed: client_assertion_type."
                 )
-            check_client_assertion(request, self.tenant.id, app, form["client_assertion"])
+            if self.federation is not None and is_federated(app, form["client_assertion"]):
+                self.federation.check(app, form["client_assertion"])
+            else:
+                check_client_assertion(request, self.tenant.id, app, form["client_assertion"])
             return
         raise EntraError(
             401,
@@ -316,7 +323,7 @@ class SignInService:
                 continue
             if "/" in item:
                 base, _, name = item.rpartition("/")
-                resources.add(self._resource(base))
+                resources.add(self.resource(base))
             else:
                 base, name = "", item
                 resources.add("graph")
@@ -331,7 +338,8 @@ class SignInService:
             )
         return resources.pop(), names
 
-    def _resource(self, identifier: str) -> Resource:
+    def resource(self, identifier: str) -> Resource:
+        """The service a resource identifier (URL or app ID) names; :class:`EntraError` 500011 if none."""
         key = identifier.rstrip("/")
         found = CANONICAL_RESOURCES.get(key.lower()) or self.resources.get(key.lower())
         if found is None:

@@ -24,6 +24,13 @@ from sandbox.graph_api import GraphService
 from sandbox.http import RunningSite, serve
 from sandbox.identity import SignInService
 from sandbox.loader import EXAMPLE_TENANT, load_tenant
+from sandbox.managed_identity import (
+    TOKEN_PATH,
+    FederatedCredential,
+    Federation,
+    ManagedIdentityEndpoint,
+    federation_routes,
+)
 from sandbox.slack import SlackClient, SlackSocketModeClient, SlackWorkspace, build_slack_app, load_workspace
 from sandbox.smtp_server import SmtpService
 from sandbox.state import App, Tenant
@@ -51,6 +58,8 @@ class SandboxUrls:
     smtp_host: str
     smtp_starttls_port: int
     smtp_tls_port: int
+    identity_endpoint: str = ""
+    """The App Service managed identity endpoint (``IDENTITY_ENDPOINT``), plain HTTP on loopback as on the platform."""
 
 
 class Sandbox:
@@ -78,6 +87,9 @@ class Sandbox:
         self.graph = GraphService(tenant, self.issuer, faults)
         self.exchange = ExchangeService(tenant, self.issuer, faults)
         self.smtp = SmtpService(tenant, self.issuer, faults, tls.server_context, host=host)
+        self.federation = Federation(tenant)
+        self.sign_in.federation = self.federation
+        self.managed_identity = ManagedIdentityEndpoint(tenant, self.issuer, faults, self.sign_in.resource)
         self._sites: list[RunningSite] = []
         self.urls: SandboxUrls
         self.app_certificate_path = workdir / "app-certificate.pem"
@@ -121,7 +133,10 @@ class Sandbox:
         self.issuer.issuer = f"{login.url}/{self.tenant.id}/v2.0"
         graph = await self._serve(self.graph.build_app(), context)
         exchange = await self._serve(self.exchange.build_app(), context)
-        admin = await self._serve(build_admin_app(self.tenant, self.faults, self.sign_in), context)
+        admin_app = build_admin_app(self.tenant, self.faults, self.sign_in)
+        admin_app.add_routes(federation_routes(self.federation, self.workdir))
+        admin = await self._serve(admin_app, context)
+        identity = await self._serve(self.managed_identity.build_app(), None)  # plain HTTP, like the platform's
         if self.slack is not None:
             slack_url = (await self._serve(build_slack_app(self.slack, self.faults, self.tenant.clock), context)).url
         else:
@@ -138,11 +153,13 @@ class Sandbox:
             smtp_host=self.host,
             smtp_starttls_port=self.smtp.starttls_port,
             smtp_tls_port=self.smtp.tls_port,
+            identity_endpoint=f"{identity.url}{TOKEN_PATH}",
         )
+        self._trust_product_app(admin.url)
         self._write_app_certificate()
         self._write_directory()
 
-    async def _serve(self, app: Any, context: ssl.SSLContext) -> RunningSite:
+    async def _serve(self, app: Any, context: ssl.SSLContext | None) -> RunningSite:
         site = await serve(app, context, host=self.host)
         self._sites.append(site)
         return site
@@ -152,6 +169,14 @@ class Sandbox:
         for site in reversed(self._sites):
             await site.stop()
         self._sites = []
+
+    def _trust_product_app(self, admin_url: str) -> None:
+        """The product app is the platform's identity (system- and user-assigned) and federates with the sandbox's
+        OIDC issuer for :data:`~sandbox.managed_identity.DEFAULT_SUBJECT`."""
+        self.federation.issuer = f"{admin_url}/_sandbox/oidc"
+        self.federation.credentials.append(FederatedCredential(self.app.client_id, self.federation.issuer))
+        self.managed_identity.system_assigned = self.app.client_id
+        self.managed_identity.user_assigned.add(self.app.client_id)
 
     # --- what clients need ------------------------------------------------------------------------
     @property
@@ -243,6 +268,27 @@ class Sandbox:
             env["EMAILDOCTOR_SLACK__APP_TOKEN"] = str(slack["app_token"])  # Socket Mode, with MODE=socket
         env.update(self._password_env())
         return env
+
+    def secretless_env(self, credential: str, *, token_file: Path | None = None) -> dict[str, str]:
+        """:meth:`settings_env` signing in with ``managed_identity`` (add :meth:`identity_endpoint_env` to the
+        process environment) or ``workload_identity`` (``token_file``: see :meth:`write_federated_token`)."""
+        env = {k: v for k, v in self.settings_env().items() if k != "EMAILDOCTOR_M365__CLIENT_SECRET"}
+        env["EMAILDOCTOR_M365__CREDENTIAL"] = credential
+        if token_file is not None:
+            env["EMAILDOCTOR_M365__FEDERATED_TOKEN_FILE"] = str(token_file)
+        return env
+
+    def identity_endpoint_env(self, header: str | None = None) -> dict[str, str]:
+        """``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` as App Service sets them for the process."""
+        return {
+            "IDENTITY_ENDPOINT": self.urls.identity_endpoint,
+            "IDENTITY_HEADER": header or self.managed_identity.header,
+        }
+
+    def write_federated_token(self, path: Path | None = None, **options: Any) -> Path:
+        """Mint a service-account token into ``path`` (default ``{workdir}/federated-token``) as the kubelet would;
+        ``options``: ``subject``, ``audience``, ``lifetime_seconds`` (negative: expired), ``issuer`` (untrusted)."""
+        return self.federation.write_token_file(path or self.workdir / "federated-token", **options)
 
     def write_env_file(self, path: Path) -> Path:
         """Write :meth:`settings_env` as a ``.env`` file readable only by its owner (it holds secrets)."""
