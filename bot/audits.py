@@ -8,12 +8,14 @@ store against it later.
 from __future__ import annotations
 
 import io
+import time
 from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import blocks
 from bot.context import BotContext
+from bot.observe import audit_event
 from bot.store import ChainHead, Store
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
@@ -39,9 +41,12 @@ async def run_audit(ctx: BotContext) -> AuditReport:
     """Audit the tenant, diff against the last stored snapshot, store this one."""
     if ctx.auditor is None:
         raise ConfigError("Microsoft 365 is not configured, so emaildoctor cannot audit mailbox rights")
+    started = time.perf_counter()
     previous = await previous_snapshot_from(ctx.store)
     directory = await ctx.directory.load()
     report = await ctx.auditor.run(directory=directory, previous=previous)
+    kinds = Counter(str(finding.kind) for finding in report.findings)
+    audit_event(time.perf_counter() - started, report.snapshot.mailboxes, dict(kinds))
     snapshot = report.snapshot.to_json()
     grants = snapshot.pop("grants")
     await ctx.store.save_snapshot(report.snapshot.taken_at, snapshot, grants)

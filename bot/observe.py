@@ -135,10 +135,11 @@ def change_event(change: ChangeRecord, state: str, *, outcome: str | None = None
     )
 
 
-def run_event(job: str, outcome: str, seconds: float, **fields: Any) -> None:
-    """A scheduled job ran: count it and log one ``scheduled_run`` line."""
+def run_event(job: str, outcome: str, seconds: float, *, done: int = 1, **fields: Any) -> None:
+    """A scheduled job ran: count it and log one ``scheduled_run`` line (at debug level when it found nothing to
+    do, so that a quiet bot does not write three lines a tick)."""
     metrics.SCHEDULED_RUNS.labels(job=job, outcome=outcome).inc()
-    level = logging.INFO if outcome == "ok" else logging.WARNING
+    level = logging.WARNING if outcome != "ok" else logging.INFO if done else logging.DEBUG
     event(
         runs_log, "scheduled_run", level=level, job=job, outcome=outcome, duration_ms=round(seconds * 1000, 1), **fields
     )
@@ -157,10 +158,21 @@ async def measure_backlog(store: Store, now: datetime, overdue_after: timedelta)
     )
 
 
-def audit_event(seconds: float, mailboxes: int, findings_by_severity: dict[str, int]) -> None:
+def audit_event(seconds: float, mailboxes: int, findings_by_kind: dict[str, int]) -> None:
+    """An audit finished: its duration, and its findings by kind (every kind, zero included, so a gauge that
+    counted something last time goes back to 0)."""
+    from graph.audit_findings import FindingKind
+
     metrics.AUDIT_SECONDS.observe(seconds)
-    for severity, count in findings_by_severity.items():
-        metrics.AUDIT_FINDINGS.labels(severity=severity).set(count)
+    for kind in FindingKind:
+        metrics.AUDIT_FINDINGS.labels(kind=str(kind)).set(findings_by_kind.get(str(kind), 0))
+    event(
+        runs_log,
+        "audit",
+        mailboxes=mailboxes,
+        findings=sum(findings_by_kind.values()),
+        duration_ms=round(seconds * 1000, 1),
+    )
 
 
 async def metrics_endpoint(_: web.Request) -> web.Response:

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from bot.observe import change_event
 from bot.store import ChangeOrigin, ChangeRecord, ChangeState, RequestKind, Store, StoreError
 from graph.permissions_model import ChangeOutcome
 from plugin.clock import Clock
 from plugin.diagnosis import Code, Right
 from plugin.errors import ConfigError, EmailDoctorError, NotFoundError
+from plugin.logs import bind
 from plugin.settings import ChangeSettings
 
 if TYPE_CHECKING:
@@ -160,7 +162,12 @@ class Pipeline:
         show_again_at: datetime | None = None
         try:
             if not change.state.final:
-                change = await self._step(change)
+                with bind(change_id=change_id):
+                    if change.attempts == 0 and change.state is ChangeState.APPROVED:
+                        change_event(
+                            change, "approved", requested_by=change.requested_by, approved_by=change.approved_by
+                        )
+                    change = await self._step(change)
             try:
                 await (view or self.view).show(change)
                 shown = change.state.value
@@ -223,6 +230,7 @@ class Pipeline:
         if change.state is ChangeState.APPLIED:
             return await self._verify(change, now)
         change = await self.store.start_attempt(change.id, self.replica)
+        change_event(change, "applying")
         try:
             if change.kind is RequestKind.GRANT:
                 result = await self.permissions.grant(change.right, change.mailbox, change.trustee)
@@ -278,7 +286,10 @@ class Pipeline:
     ) -> ChangeRecord:
         if due_at is None and not state.final:
             due_at = self.clock.now() + self.policy.delay(1)
-        return await self.store.settle_change(change.id, self.replica, state, detail, due_at=due_at)
+        settled = await self.store.settle_change(change.id, self.replica, state, detail, due_at=due_at)
+        if settled.state is not change.state or state.final:
+            change_event(settled, state.value, detail=detail)
+        return settled
 
     async def _keep_lease(self, change_id: int) -> None:
         lease = self.policy.lease

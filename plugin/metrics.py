@@ -84,8 +84,8 @@ AUDIT_SECONDS = Histogram(
 )
 AUDIT_FINDINGS = Gauge(
     "emaildoctor_audit_findings",
-    "Findings of the last audit, by severity.",
-    ["severity"],
+    "Findings of the last audit, by kind (disabled_trustee, orphaned_sid, external_trustee, ...).",
+    ["kind"],
     registry=REGISTRY,
 )
 
