@@ -198,7 +198,11 @@ class DirectoryProblem(_Model):
     name: str | None = None
 
     def __str__(self) -> str:
-        where = self.origin + (f", {self.record}" if self.record else "") + (f", field '{self.field}'" if self.field else "")
+        where = (
+            self.origin
+            + (f", {self.record}" if self.record else "")
+            + (f", field '{self.field}'" if self.field else "")
+        )
         return f"{where}: {self.message}"
 
     def names(self, attribute: str) -> str:

@@ -127,7 +127,9 @@ def _load_yaml(path: Path) -> Directory:
         raise DirectoryError(str(path), "the top level must be a mapping with 'system' and 'employees'")
     places = _Places(path, root)
     problems: list[DirectoryProblem] = [
-        places.problem((key,), "unknown field (check the spelling; see README.md, 'The directory file')", field=str(key))
+        places.problem(
+            (key,), "unknown field (check the spelling; see README.md, 'The directory file')", field=str(key)
+        )
         for key in data
         if key not in _TOP_LEVEL
     ]
@@ -173,7 +175,13 @@ class _Places:
         return f"{self.path.name}:{line}"
 
     def problem(
-        self, parts: Sequence[int | str], message: str, *, record: str | None = None, field: str | None = None, **who: Any
+        self,
+        parts: Sequence[int | str],
+        message: str,
+        *,
+        record: str | None = None,
+        field: str | None = None,
+        **who: Any,
     ) -> DirectoryProblem:
         return DirectoryProblem(origin=self.origin(parts), record=record, field=field, message=message, **who)
 
@@ -297,7 +305,9 @@ def read_employees_csv(path: Path) -> tuple[list[Employee], list[DirectoryProble
         except _RowError as exc:
             values = {field: (row.get(header) or "").strip() for header, field in columns.items()}
             who = {key: values[key] for key in ("login", "email", "name") if values.get(key)}
-            problems.append(DirectoryProblem(origin=origin, record=exc.record, field=exc.field, message=exc.message, **who))
+            problems.append(
+                DirectoryProblem(origin=origin, record=exc.record, field=exc.field, message=exc.message, **who)
+            )
     return employees, problems
 
 

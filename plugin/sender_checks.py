@@ -132,10 +132,16 @@ async def _better(
             return diagnose(Code.FROM_OUTSIDE_TENANT, words, [*diagnosis.evidence, *evidence], secrets=secrets)
     if record is None:
         reason = ": no user, shared mailbox or group in Microsoft 365 has this address"
-        return diagnose(Code.MAILBOX_NOT_FOUND, dataclasses.replace(facts, detail=reason), diagnosis.evidence, secrets=secrets)
+        return diagnose(
+            Code.MAILBOX_NOT_FOUND, dataclasses.replace(facts, detail=reason), diagnosis.evidence, secrets=secrets
+        )
     if record.mailbox is MailboxKind.NONE and diagnosis.code is not Code.MAILBOX_NOT_FOUND:
-        reason = f": the account {record.display_name} exists, but it is unlicensed, inactive, soft-deleted or on-premises"
-        return diagnose(Code.MAILBOX_NOT_FOUND, dataclasses.replace(facts, detail=reason), diagnosis.evidence, secrets=secrets)
+        reason = (
+            f": the account {record.display_name} exists, but it is unlicensed, inactive, soft-deleted or on-premises"
+        )
+        return diagnose(
+            Code.MAILBOX_NOT_FOUND, dataclasses.replace(facts, detail=reason), diagnosis.evidence, secrets=secrets
+        )
     return None
 
 

@@ -200,7 +200,9 @@ def test_a_bad_system_server_is_reported_and_named_when_it_is_needed(tmp_path: P
     assert [str(p) for p in directory.problems] == [
         "directory.yaml:2, system, field 'server': set exactly one of password_env, password_file or oauth: true"
     ]
-    with pytest.raises(ConfigError, match="system outgoing mail server is invalid, so it was skipped: directory.yaml:2"):
+    with pytest.raises(
+        ConfigError, match=r"system outgoing mail server is invalid, so it was skipped: directory\.yaml:2"
+    ):
         resolve(directory.find("alice"), directory)
 
 
@@ -296,7 +298,7 @@ def test_bad_csv_rows_are_skipped_by_line_and_the_rest_work(tmp_path: Path) -> N
     problems = [str(p) for p in directory.problems]
     assert problems[0].startswith("employees.csv:3, row 3 (login 'bob'), field 'Port'")
     assert problems[1].startswith("employees.csv:5, row 4 (login 'carol'), field 'Email'")
-    with pytest.raises(DirectoryError, match="employees.csv:5"):
+    with pytest.raises(DirectoryError, match=r"employees\.csv:5"):
         directory.find("carol")
 
 
