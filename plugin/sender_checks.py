@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from plugin.addresses import same_address
 from plugin.ambiguity import AmbiguousUserError
 from plugin.catalogue import Facts, diagnose
-from plugin.diagnosis import Code, Diagnosis
+from plugin.diagnosis import Code, Diagnosis, Right
 from plugin.errors import EmailDoctorError, NotFoundError
 from plugin.interfaces import MailboxKind, Microsoft365, UserRecord
 from plugin.resolve import SendPlan
@@ -127,11 +127,18 @@ async def _better(
     if record is None or record.guest:
         domains, evidence = await _tenant_domains(m365, principal.record)
         domain = plan.from_addr.rpartition("@")[2].casefold()
-        if domain not in domains.names:
+        if domain not in domains.names and (domains.exact or not await _recipient_exists(m365, plan)):
             words = dataclasses.replace(facts, domains=domains.listed, detail=domains.clause)
             return diagnose(Code.FROM_OUTSIDE_TENANT, words, [*diagnosis.evidence, *evidence], secrets=secrets)
     if record is None:
-        reason = ": no user, shared mailbox or group in Microsoft 365 has this address"
+        known = await _recipient_exists(m365, plan)
+        if known:
+            return None  # a group or another recipient Exchange knows: the server's words stand
+        reason = (
+            ": no user, shared mailbox or group in Microsoft 365 has this address"
+            if known is False
+            else ": no Microsoft 365 user has this address"
+        )
         return diagnose(
             Code.MAILBOX_NOT_FOUND, dataclasses.replace(facts, detail=reason), diagnosis.evidence, secrets=secrets
         )
@@ -145,12 +152,26 @@ async def _better(
     return None
 
 
+async def _recipient_exists(m365: Microsoft365, plan: SendPlan) -> bool | None:
+    """Whether Exchange knows the From address as any recipient (a group has no user, but may be sent as); None
+    when Exchange cannot be asked."""
+    try:
+        await m365.rights.holds(Right.SEND_AS, plan.from_addr, plan.principal)
+    except NotFoundError:
+        return False
+    except EmailDoctorError:
+        return None
+    return True
+
+
 @dataclass(frozen=True)
 class _Domains:
     names: frozenset[str]
     listed: tuple[str, ...]
     clause: str
     """Appended to 'is not a domain of this Microsoft 365 organisation' when the list is partial."""
+    exact: bool = True
+    """False: only the domains of the account that signs in (the organisation's may not be read)."""
 
 
 async def _tenant_domains(m365: Microsoft365, principal: UserRecord) -> tuple[_Domains, list[str]]:
@@ -173,7 +194,7 @@ async def _tenant_domains(m365: Microsoft365, principal: UserRecord) -> tuple[_D
         "Microsoft 365: no user has the From address; the organisation's domains could not be read (the "
         "application permission Domain.Read.All makes this exact)"
     ]
-    return _Domains(frozenset(names), listed, clause), evidence
+    return _Domains(frozenset(names), listed, clause, exact=False), evidence
 
 
 def _disabled_warnings(plan: SendPlan, principal: UserRecord | None, sender: UserRecord | None) -> list[str]:
