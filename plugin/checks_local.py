@@ -80,7 +80,7 @@ def _file_row(path: Path, directory: Directory) -> CheckResult:
     return failed(
         "directory",
         "directory file",
-        f"{path}: {count} employees valid; {len(directory.problems)} bad record(s) skipped, listed below "
+        f"{path}: {count} valid employee record(s); {len(directory.problems)} bad record(s) skipped, listed below "
         "(everyone else can still be tested)",
         "Correct each record listed (see README.md, 'The directory file'), then run the check again.",
     )
@@ -98,7 +98,7 @@ def _record_rows(directory: Directory) -> list[CheckResult]:
             if problem.record == "system"
             else "this record is skipped until it is corrected"
         )
-        rows.append(failed("directory", name, str(problem), f"Correct it; {skipped_what}."))
+        rows.append(failed("directory", name, problem.what, f"Correct it; {skipped_what}."))
     return rows
 
 

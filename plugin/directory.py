@@ -198,12 +198,13 @@ class DirectoryProblem(_Model):
     name: str | None = None
 
     def __str__(self) -> str:
-        where = (
-            self.origin
-            + (f", {self.record}" if self.record else "")
-            + (f", field '{self.field}'" if self.field else "")
-        )
-        return f"{where}: {self.message}"
+        return f"{self.origin}, {self.what}" if self.record or self.field else f"{self.origin}: {self.message}"
+
+    @property
+    def what(self) -> str:
+        """The problem without its file and line: ``employees[3] (login 'x'), field 'server.port': …``."""
+        where = [*([self.record] if self.record else []), *([f"field '{self.field}'"] if self.field else [])]
+        return f"{', '.join(where)}: {self.message}" if where else self.message
 
     def names(self, attribute: str) -> str:
         return (getattr(self, attribute) or "").strip().casefold()

@@ -47,7 +47,8 @@ def lookup_diagnosis(query: str, error: NotFoundError, secrets: Sequence[str] = 
     if isinstance(error, AmbiguousUserError):
         facts = Facts(user=query, candidates=tuple(c.describe() for c in error.matches))
         return diagnose(Code.AMBIGUOUS_USER, facts, [str(error)], secrets=secrets)
-    return diagnose(Code.USER_NOT_FOUND, Facts(user=query, detail=f": {error}"), secrets=secrets)
+    detail = f": {str(error).removesuffix('.')}"  # the catalogue's sentence ends it
+    return diagnose(Code.USER_NOT_FOUND, Facts(user=query, detail=detail), secrets=secrets)
 
 
 @dataclass(frozen=True)
