@@ -125,14 +125,21 @@ async def _better(
     if principal.record is None or sender.failed:
         return None  # the account that signs in is not the tenant's: the server may not be Microsoft 365 at all
     record = sender.record
+    asked: list[bool | None] = []
+
+    async def recipient_exists() -> bool | None:  # asked at most once
+        if not asked:
+            asked.append(await _recipient_exists(m365, plan))
+        return asked[0]
+
     if record is None or record.guest:
         domains, evidence = await _tenant_domains(m365, principal.record)
         domain = plan.from_addr.rpartition("@")[2].casefold()
-        if domain not in domains.names and (domains.exact or not await _recipient_exists(m365, plan)):
+        if domain not in domains.names and (domains.exact or not await recipient_exists()):
             words = dataclasses.replace(facts, domains=domains.listed, detail=domains.clause)
             return diagnose(Code.FROM_OUTSIDE_TENANT, words, [*diagnosis.evidence, *evidence], secrets=secrets)
     if record is None:
-        known = await _recipient_exists(m365, plan)
+        known = await recipient_exists()
         if known:
             return None  # a group or another recipient Exchange knows: the server's words stand
         reason = (
