@@ -23,7 +23,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from graph.domains import TenantDomains
 from graph.graph_client import GraphClient, GraphError, odata_literal
+from plugin.ambiguity import AmbiguousUserError as Ambiguous
+from plugin.ambiguity import Candidate
 from plugin.diagnosis import Code
 from plugin.errors import ConfigError
 from plugin.interfaces import MailboxKind, SmtpAuthState, UserRecord
@@ -53,15 +56,13 @@ def display_name_filter(prefix: str) -> str:
     return f"startswith(displayName,{odata_literal(prefix)})"
 
 
-class AmbiguousUserError(ConfigError):
-    """A search matched several users; the message lists them so the person can be more precise."""
-
-    code = Code.USER_NOT_FOUND
+class AmbiguousUserError(Ambiguous):
+    """A search matched several users; the message lists them so the person can be more precise
+    (``ambiguous_user``; a ConfigError, as before)."""
 
     def __init__(self, query: str, candidates: list[UserRecord]) -> None:
-        names = ", ".join(f"{u.display_name} <{u.mail or u.upn}>" for u in candidates[:5])
-        more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
-        super().__init__(f"'{query}' matches {len(candidates)} users: {names}{more}. Use the email address.")
+        matches = [Candidate(u.display_name, u.mail or u.upn, "Microsoft 365") for u in candidates]
+        super().__init__(query, matches, hint="Use the email address.")
         self.candidates = tuple(candidates)
 
 
@@ -131,6 +132,7 @@ class GraphUserDirectory:
         self._exchange_kind = exchange_kind
         self._settings_readable: bool | None = None
         """False once Graph said the app may not read mailboxSettings at all (not an access policy)."""
+        self._domains = TenantDomains(graph)
 
     async def find_user(self, query: str) -> UserRecord | None:
         """By email address, UPN or proxy address (text with an @), else by display name (prefix; an exact
@@ -204,6 +206,10 @@ class GraphUserDirectory:
 
     async def smtp_auth(self, mailbox: str) -> SmtpAuthState:
         return await self._smtp_auth(_search_text(mailbox))
+
+    async def accepted_domains(self) -> frozenset[str] | None:
+        """The tenant's verified domains (graph/domains.py); None without Domain.Read.All."""
+        return await self._domains.get()
 
     async def all_users(self, page_size: int = MAX_PAGE_SIZE) -> AsyncIterator[UserRecord]:
         """Every user, page by page (``@odata.nextLink``), holding one page at a time; mailbox UNKNOWN."""

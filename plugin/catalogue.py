@@ -40,6 +40,10 @@ class Facts:
     """The Exchange cmdlet that was refused (exchange_role_missing)."""
     role: str | None = None
     """The Exchange role that would allow it (graph/exchange_roles.py)."""
+    candidates: tuple[str, ...] = ()
+    """ambiguous_user: each person the query matches, with where the record comes from."""
+    domains: tuple[str, ...] = ()
+    """from_outside_tenant: the organisation's domains (the first is named in the fix)."""
 
 
 @dataclass(frozen=True)
@@ -289,11 +293,41 @@ CATALOGUE: dict[Code, Entry] = {
             Code.MAILBOX_NOT_FOUND,
             _C,
             "No Exchange Online mailbox",
-            "The address has no Exchange Online mailbox (unlicensed, inactive, soft-deleted or on-premises).",
-            "Graph 404 MailboxNotEnabledForRESTAPI, Exchange ManagementObjectNotFoundException.",
-            "{from_addr} has no Exchange Online mailbox{detail}: it is unlicensed, inactive, soft-deleted or hosted "
-            "on-premises.",
-            "Assign an Exchange Online licence to the account, or use an address that has a mailbox.",
+            "The address has no Exchange Online mailbox (unlicensed, inactive, soft-deleted, on-premises, or no "
+            "account has it at all).",
+            "Graph 404 MailboxNotEnabledForRESTAPI, Exchange ManagementObjectNotFoundException, or no Microsoft 365 "
+            "user with the From address while the recipient or sender is refused (550 5.1.10 RecipientNotFound).",
+            "{from_addr} has no Exchange Online mailbox{mailbox_reason}.",
+            "Check that {from_addr} is spelled right on {user}'s Employee record. If it is, a Microsoft 365 admin "
+            "assigns an Exchange Online licence to the account (or creates the mailbox); otherwise use an address "
+            "that has a mailbox.",
+        ),
+        _e(
+            Code.AMBIGUOUS_USER,
+            _C,
+            "Several users match",
+            "The login, address or name matches more than one person in the directory or in Microsoft 365, so "
+            "emaildoctor cannot tell which one is meant.",
+            "Two or more directory records, or Microsoft 365 users, share the login, the email address or the name.",
+            "'{user}' matches {candidate_count}{detail}: {candidates}.",
+            "Test one of them by its login (emaildoctor test <login>). If two employees should not share an "
+            "address, correct their Employee records; if several Microsoft 365 users have it, a Microsoft 365 "
+            "admin keeps it on one user only.",
+        ),
+        _e(
+            Code.FROM_OUTSIDE_TENANT,
+            _C,
+            "From address outside the organisation",
+            "The From address is in a domain this Microsoft 365 organisation does not host; no mailbox right "
+            "can make Microsoft 365 send as it.",
+            "The From address's domain is not one of the tenant's domains (Microsoft Graph /domains); Exchange "
+            "answers 550 5.7.60 or 554 5.2.252 SendAsDenied whatever is granted.",
+            "The message is from {from_addr}, but {from_domain} is not a domain of this Microsoft 365 organisation"
+            "{detail}. Microsoft 365 will not send as an address it does not host, so no right granted to "
+            "{principal} can make this work.",
+            "Use an address in {tenant_domain} as the email address on {user}'s Employee record, or send through "
+            "the provider that hosts {from_domain} ({user}'s alternate server settings, with that provider's "
+            "server and account).",
         ),
         _e(
             Code.GRAPH_ACCESS_DENIED,
@@ -451,7 +485,18 @@ def _words(facts: Facts) -> _Words:
         wait=_wait_words(facts.wait_minutes),
         cmdlet=facts.cmdlet or "a cmdlet",
         role=facts.role or "Exchange Recipient Administrator and the View-Only Organization Management role group",
+        candidates="; ".join(facts.candidates) or "several people",
+        candidate_count=f"{len(facts.candidates)} users" if facts.candidates else "more than one user",
+        from_domain=facts.from_addr.rpartition("@")[2] if facts.from_addr else "its domain",
+        tenant_domain=_tenant_domain(facts.domains),
+        mailbox_reason=facts.detail or ": it is unlicensed, inactive, soft-deleted or hosted on-premises",
     )
+
+
+def _tenant_domain(domains: tuple[str, ...]) -> str:
+    """The domain to suggest: the first one people use (not the initial ``….onmicrosoft.com``), else any."""
+    usable = [d for d in domains if not d.casefold().endswith(".onmicrosoft.com")] or list(domains)
+    return usable[0] if usable else "one of your organisation's domains"
 
 
 def diagnose(

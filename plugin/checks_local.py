@@ -1,4 +1,5 @@
-"""The checks the core runs itself: the directory file, and every distinct SMTP server it names.
+"""The checks the core runs itself: the directory file (with a ✗ per bad record, by file and line), and every
+distinct SMTP server it names.
 
 An SMTP server is checked up to STARTTLS/TLS and the EHLO after it (never signing in or sending): it answers,
 the TLS mode and certificate are right, and it offers AUTH. Password sign-ins are flagged with Microsoft's
@@ -10,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from plugin.checks import CheckResult, failed, passed, skipped
 from plugin.classify import Stage
 from plugin.directory import Directory, MailServer, Transport
-from plugin.directory_files import directory_problems, load_directory
+from plugin.directory_files import load_directory
 from plugin.errors import EmailDoctorError
 from plugin.probe import run_probe
 from plugin.probe_request import ProbeRequest
@@ -40,18 +42,19 @@ class DirectoryFileChecks:
 
     async def run(self, settings: Settings, environ: Mapping[str, str], only: frozenset[str]) -> list[CheckResult]:
         path = settings.directory.path
-        problems = await asyncio.to_thread(directory_problems, path)
-        if problems:
+        try:
+            directory = await asyncio.to_thread(load_directory, path)
+        except EmailDoctorError as exc:  # the file cannot be used at all
             return [
                 failed(
                     "directory",
                     "directory file",
-                    f"{len(problems)} problem(s): " + "; ".join(problems),
-                    f"Correct each record named in {path} (see README.md, 'The directory file'), or point "
-                    "EMAILDOCTOR_DIRECTORY__PATH at the right file.",
+                    str(exc),
+                    f"Correct {path} (see README.md, 'The directory file'), or point EMAILDOCTOR_DIRECTORY__PATH at "
+                    "the right file.",
                 )
             ]
-        directory = await asyncio.to_thread(load_directory, path)
+        rows = [_file_row(path, directory), *_record_rows(directory)]
         missing = [
             server.password_env
             for server in smtp_servers(directory)
@@ -59,15 +62,44 @@ class DirectoryFileChecks:
         ]
         if missing:
             names = ", ".join(sorted(set(missing)))
-            return [
+            rows.append(
                 failed(
                     "directory",
-                    "directory file",
+                    "directory passwords",
                     f"{path}: the password variable(s) {names} named by the directory are not set",
                     f"Set {names} in the environment or the .env file (the password of the account that signs in).",
                 )
-            ]
-        return [passed("directory", "directory file", f"{path}: {len(directory.employees)} employees, all valid")]
+            )
+        return rows
+
+
+def _file_row(path: Path, directory: Directory) -> CheckResult:
+    count = len(directory.employees)
+    if not directory.problems:
+        return passed("directory", "directory file", f"{path}: {count} employees, all valid")
+    return failed(
+        "directory",
+        "directory file",
+        f"{path}: {count} valid employee record(s); {len(directory.problems)} bad record(s) skipped, listed below "
+        "(everyone else can still be tested)",
+        "Correct each record listed (see README.md, 'The directory file'), then run the check again.",
+    )
+
+
+def _record_rows(directory: Directory) -> list[CheckResult]:
+    """One ✗ per bad record, named by its file and line."""
+    rows: list[CheckResult] = []
+    seen: dict[str, int] = {}
+    for problem in directory.problems:
+        seen[problem.origin] = seen.get(problem.origin, 0) + 1
+        name = f"bad record {problem.origin}" + (f" ({seen[problem.origin]})" if seen[problem.origin] > 1 else "")
+        skipped_what = (
+            "the system outgoing mail server is skipped: employees without alternate server settings cannot be tested"
+            if problem.record == "system"
+            else "this record is skipped until it is corrected"
+        )
+        rows.append(failed("directory", name, problem.what, f"Correct it; {skipped_what}."))
+    return rows
 
 
 class SmtpServerChecks:

@@ -42,6 +42,8 @@ class Code(StrEnum):
     MISSING_EMAIL_ADDRESS = "missing_email_address"
     USER_NOT_FOUND = "user_not_found"
     MAILBOX_NOT_FOUND = "mailbox_not_found"
+    AMBIGUOUS_USER = "ambiguous_user"
+    FROM_OUTSIDE_TENANT = "from_outside_tenant"
     GRAPH_ACCESS_DENIED = "graph_access_denied"
     EXCHANGE_ROLE_MISSING = "exchange_role_missing"
     THROTTLED = "throttled"

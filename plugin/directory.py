@@ -5,6 +5,10 @@ whose employees are listed inline or come from a CSV export of the Employee List
 (``employees_csv: employees.csv``), or reads such a CSV export alone. See README.md, "The directory
 file", for the format. Secrets are never stored: a server names an environment variable
 (``password_env``) or a file (``password_file``), or signs in with OAuth (``oauth: true``).
+
+A bad record does not make the others unusable: the loaders skip it and keep a :class:`DirectoryProblem`
+naming its file and line, which ``emaildoctor check`` lists and :meth:`Directory.find` reports when someone
+asks for that record.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from plugin.addresses import validate_address
-from plugin.errors import NotFoundError
+from plugin.ambiguity import AmbiguousUserError, Candidate
+from plugin.errors import DirectoryError, NotFoundError
 from plugin.settings import Security
 
 SMTP_OFFICE365 = "smtp.office365.com"
@@ -140,6 +145,20 @@ class Employee(_Model):
     server: MailServer | None = None
     """The Employee record's alternate Outgoing Mail Server, if "Use alternate SMTP server options" is on."""
     delegation: Delegation | None = None
+    _origin: str | None = PrivateAttr(default=None)
+
+    @property
+    def origin(self) -> str | None:
+        """Where the record is: ``directory.yaml:17`` or ``employees.csv:4`` (set by the loaders)."""
+        return self._origin
+
+    def at(self, origin: str) -> Employee:
+        """This record, marked as coming from ``origin``."""
+        self._origin = origin
+        return self
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.name, self.email, self.origin or "the directory", self.login)
 
     @field_validator("login", "name")
     @classmethod
@@ -165,10 +184,41 @@ class SystemConfig(_Model):
     delegation: Delegation = Delegation.SEND_AS
 
 
+class DirectoryProblem(_Model):
+    """A record the loaders skipped: where it is, what is wrong, and who it was meant to be (when legible)."""
+
+    origin: str
+    """``directory.yaml:17``, ``employees.csv:4``: the file and the line the record starts on."""
+    record: str | None = None
+    """``employees[3] (login 'carol')``, ``row 4``, ``system``."""
+    field: str | None = None
+    message: str
+    login: str | None = None
+    email: str | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.origin}, {self.what}" if self.record or self.field else f"{self.origin}: {self.message}"
+
+    @property
+    def what(self) -> str:
+        """The problem without its file and line: ``employees[3] (login 'x'), field 'server.port': …``."""
+        where = [*([self.record] if self.record else []), *([f"field '{self.field}'"] if self.field else [])]
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+    def names(self, attribute: str) -> str:
+        return (getattr(self, attribute) or "").strip().casefold()
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.name or self.login or "?", self.email, f"{self.origin} (invalid record)", self.login)
+
+
 class Directory(_Model):
     source: str
     system: SystemConfig = SystemConfig()
     employees: tuple[Employee, ...] = ()
+    problems: tuple[DirectoryProblem, ...] = ()
+    """Records skipped because they are invalid (the system settings' own problem has record 'system')."""
 
     @model_validator(mode="after")
     def _unique_logins(self) -> Self:
@@ -180,16 +230,32 @@ class Directory(_Model):
             seen.add(key)
         return self
 
+    @property
+    def system_problem(self) -> DirectoryProblem | None:
+        return next((p for p in self.problems if p.record == "system"), None)
+
     def find(self, query: str) -> Employee:
-        """The employee whose login, email address or name is ``query`` (case-insensitive)."""
+        """The employee whose login, email address or name is ``query`` (case-insensitive).
+
+        Several matches raise :class:`AmbiguousUserError` listing them (file and line each); a match on a record
+        that was skipped as invalid raises :class:`DirectoryError` naming its file, line and problem."""
         wanted = query.strip().casefold()
         for attribute in ("login", "email", "name"):
-            matches = [e for e in self.employees if (getattr(e, attribute) or "").casefold() == wanted]
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                logins = ", ".join(e.login for e in matches)
-                raise NotFoundError(f"'{query}' matches several employees by {attribute} ({logins}); use the login")
+            good = [e for e in self.employees if wanted and (getattr(e, attribute) or "").casefold() == wanted]
+            bad = [p for p in self.problems if wanted and p.record != "system" and p.names(attribute) == wanted]
+            if len(good) == 1 and not bad:
+                return good[0]
+            if len(good) + len(bad) > 1:
+                matches = [e.candidate() for e in good] + [p.candidate() for p in bad]
+                raise AmbiguousUserError(query, matches, how=attribute, hint="Use the login of the one you mean.")
+            if bad:
+                problem = bad[0]
+                raise DirectoryError(
+                    problem.origin,
+                    f"the record for '{query}' is invalid and was skipped: {problem.message}",
+                    record=problem.record,
+                    field=problem.field,
+                )
         close = [e.login for e in self.employees if wanted and wanted in f"{e.login} {e.name} {e.email}".casefold()]
         hint = f" Did you mean: {', '.join(close[:5])}?" if close else ""
         raise NotFoundError(f"no employee '{query}' in the directory ({self.source}).{hint}")

@@ -1,7 +1,9 @@
 """Load the directory from a YAML file or a CSV export of the Employee List.
 
-Every error names the file, the record (``employees[2] (login 'carol')``, ``row 4``, ``system``)
-and the field, and says what to change.
+A bad record is skipped and reported, the others keep working: every problem names the file and the line
+(``directory.yaml:17``, from the YAML node marks; ``employees.csv:4``), the record (``employees[2] (login
+'carol')``, ``row 4``, ``system``) and the field, and says what to change. Only a file that cannot be used at
+all (missing, not YAML or UTF-8, no Name and Login columns, a column of passwords) raises.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from plugin.directory import Directory, Employee, raw_directory
+from plugin.directory import Directory, DirectoryProblem, Employee, SystemConfig
 from plugin.errors import DirectoryError
 
 # CSV header (normalised: lower case, letters and digits only) -> directory field.
@@ -82,93 +84,207 @@ class FileDirectorySource:
 
 
 def load_directory(path: Path) -> Directory:
+    """The directory in ``path``. A file that cannot be read at all raises :class:`DirectoryError`; bad records
+    are skipped and listed in ``Directory.problems`` (file, line, record, field), so the others keep working."""
     if not path.is_file():
         raise DirectoryError(str(path), "no such file (set EMAILDOCTOR_DIRECTORY__PATH to your directory file)")
     if path.suffix.lower() == ".csv":
-        return Directory(source=str(path), employees=tuple(load_employees_csv(path)))
+        employees, problems = read_employees_csv(path)
+        return _assemble(path, SystemConfig(), employees, problems)
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise DirectoryError(str(path), "unknown file type: use a .yaml directory file or a .csv employee export")
     return _load_yaml(path)
 
 
+def directory_problems(path: Path) -> list[str]:
+    """Every problem of the directory file, one line each with file and line (``emaildoctor check`` lists them
+    all); a file that cannot be read at all gives its one problem."""
+    try:
+        return [str(problem) for problem in load_directory(path).problems]
+    except DirectoryError as exc:
+        return [str(exc)]
+
+
 def _load_yaml(path: Path) -> Directory:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        raise DirectoryError(str(path), f"not valid YAML: {getattr(exc, 'problem', exc)}", record=where) from exc
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DirectoryError(str(path), "not UTF-8 text") from exc
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)  # the whole file is unusable
+        raise DirectoryError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if data is None:
-        data = {}
-    if not isinstance(data, dict):
+        data, root = {}, None
+    if not isinstance(data, dict) or not isinstance(root, (yaml.MappingNode, type(None))):
         raise DirectoryError(str(path), "the top level must be a mapping with 'system' and 'employees'")
-    csv_name = data.pop("employees_csv", None)
+    places = _Places(path, root)
+    problems: list[DirectoryProblem] = [
+        places.problem(
+            (key,), "unknown field (check the spelling; see README.md, 'The directory file')", field=str(key)
+        )
+        for key in data
+        if key not in _TOP_LEVEL
+    ]
+    system, system_problems = _system(data.get("system"), places)
+    problems += system_problems
+    csv_name = data.get("employees_csv")
     if csv_name is not None:
         if "employees" in data:
             raise DirectoryError(
                 str(path), "set either 'employees' or 'employees_csv', not both", field="employees_csv"
             )
-        csv_path = (path.parent / str(csv_name)).resolve()
-        employees = load_employees_csv(csv_path)
-        return _validated(path, {**data, "employees": [e.model_dump(exclude_none=True) for e in employees]})
-    return _validated(path, data)
+        employees, csv_problems = read_employees_csv((path.parent / str(csv_name)).resolve())
+        return _assemble(path, system, employees, problems + csv_problems)
+    employees, record_problems = _yaml_employees(data.get("employees"), places)
+    return _assemble(path, system, employees, problems + record_problems)
 
 
-def _validated(path: Path, data: Mapping[str, Any]) -> Directory:
+_TOP_LEVEL = ("system", "employees", "employees_csv")
+
+
+class _Places:
+    """File and line of any part of the YAML document, from the composed node tree's marks."""
+
+    def __init__(self, path: Path, root: yaml.Node | None) -> None:
+        self.path = path
+        self.root = root
+
+    def origin(self, parts: Sequence[int | str]) -> str:
+        node, line = self.root, 1
+        if node is not None:
+            line = node.start_mark.line + 1
+        for part in parts:
+            if isinstance(node, yaml.MappingNode):
+                pair = next((p for p in node.value if isinstance(p[0], yaml.ScalarNode) and p[0].value == part), None)
+                if pair is None:
+                    break
+                line, node = pair[0].start_mark.line + 1, pair[1]
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return f"{self.path.name}:{line}"
+
+    def problem(
+        self,
+        parts: Sequence[int | str],
+        message: str,
+        *,
+        record: str | None = None,
+        field: str | None = None,
+        **who: Any,
+    ) -> DirectoryProblem:
+        return DirectoryProblem(origin=self.origin(parts), record=record, field=field, message=message, **who)
+
+
+def _system(value: object, places: _Places) -> tuple[SystemConfig, list[DirectoryProblem]]:
+    if value is None:
+        return SystemConfig(), []
     try:
-        return raw_directory(data, str(path))
+        return SystemConfig.model_validate(value), []
     except ValidationError as exc:
-        error = exc.errors()[0]
-        record, field = _locate(error["loc"], data)
-        raise DirectoryError(str(path), _message(error), record=record, field=field) from exc
+        problems = [
+            places.problem(("system", *error["loc"]), _message(error), record="system", field=_dotted(error["loc"]))
+            for error in exc.errors()
+        ]
+        return SystemConfig(), problems
 
 
-def directory_problems(path: Path) -> list[str]:
-    """Every problem of a YAML directory file, one line per bad record and field (``emaildoctor check`` lists
-    them all at once; loading stops at the first). CSV exports and unreadable files: the first problem."""
-    try:
-        load_directory(path)
-    except DirectoryError as exc:
-        if path.suffix.lower() not in (".yaml", ".yml") or not isinstance(exc.__cause__, ValidationError):
-            return [str(exc)]
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        problems = []
-        for error in exc.__cause__.errors():
-            record, field = _locate(error["loc"], data)
-            problems.append(str(DirectoryError(str(path), _message(error), record=record, field=field)))
-        return problems
-    return []
+def _yaml_employees(value: object, places: _Places) -> tuple[list[Employee], list[DirectoryProblem]]:
+    if value is None:
+        return [], []
+    if not isinstance(value, list):
+        return [], [places.problem(("employees",), "must be a list of employee records", field="employees")]
+    employees: list[Employee] = []
+    problems: list[DirectoryProblem] = []
+    for index, item in enumerate(value):
+        who = _who(item)
+        record = f"employees[{index}]" + (f" (login '{who['login']}')" if who.get("login") else "")
+        if not isinstance(item, dict):
+            message = "a record must be a mapping with name, login and email"
+            problems.append(places.problem(("employees", index), message, record=record, **who))
+            continue
+        try:
+            employee = Employee.model_validate(item)
+        except ValidationError as exc:
+            errors = exc.errors()
+            first = ("employees", index, *errors[0]["loc"])
+            if len(errors) == 1:
+                field, message = _dotted(errors[0]["loc"]), _message(errors[0])
+            else:
+                field, message = None, "; ".join(f"field '{_dotted(e['loc'])}': {_message(e)}" for e in errors)
+            problems.append(places.problem(first, message, record=record, field=field, **who))
+            continue
+        employees.append(employee.at(places.origin(("employees", index))))
+    return employees, problems
 
 
-def _locate(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    parts = list(loc)
-    if not parts:
-        return None, None
-    if parts[0] == "employees" and len(parts) > 1 and isinstance(parts[1], int):
-        index = parts[1]
-        employees = data.get("employees") or []
-        login = employees[index].get("login") if index < len(employees) and isinstance(employees[index], dict) else None
-        record = f"employees[{index}]" + (f" (login '{login}')" if login else "")
-        rest = [str(p) for p in parts[2:]]
-        return record, ".".join(rest) or None
-    if parts[0] == "system":
-        return "system", ".".join(str(p) for p in parts[1:]) or None
-    return None, ".".join(str(p) for p in parts)
+def _who(item: object) -> dict[str, str]:
+    """The name, login and email of a record, as far as they are legible (to find it when someone asks for it)."""
+    if not isinstance(item, Mapping):
+        return {}
+    return {key: str(item[key]).strip() for key in ("login", "email", "name") if isinstance(item.get(key), str | int)}
+
+
+def _assemble(
+    path: Path, system: SystemConfig, employees: list[Employee], problems: list[DirectoryProblem]
+) -> Directory:
+    """The directory from the valid records; records that share a login are all skipped (which one was meant?)."""
+    origins: dict[str, list[str]] = {}
+    for employee in employees:
+        origins.setdefault(employee.login.casefold(), []).append(employee.origin or str(path))
+    kept: list[Employee] = []
+    for employee in employees:
+        places = origins[employee.login.casefold()]
+        if len(places) == 1:
+            kept.append(employee)
+            continue
+        others = ", ".join(p for p in places if p != employee.origin)
+        problems.append(
+            DirectoryProblem(
+                origin=employee.origin or str(path),
+                record=f"login '{employee.login}'",
+                field="login",
+                message=f"login '{employee.login}' appears more than once (also at {others}); each login must be unique",
+                login=employee.login,
+                email=employee.email,
+                name=employee.name,
+            )
+        )
+    return Directory(source=str(path), system=system, employees=tuple(kept), problems=tuple(problems))
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    return ".".join(str(p) for p in loc)
 
 
 def _message(error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
+        if str(error["loc"][-1]).casefold() in _PASSWORD_FIELDS:
+            return "passwords are not allowed in the directory; use password_env or password_file"
         return "unknown field (check the spelling; see README.md, 'The directory file')"
     if error["type"] == "missing":
         return "required field is missing"
     return message
 
 
-def load_employees_csv(path: Path) -> list[Employee]:
-    """Read a CSV export of the Employee List; see README.md for the columns understood."""
+_PASSWORD_FIELDS = {"password", "smtp_password", "smtppassword", "pass", "secret", "client_secret"}
+
+
+def read_employees_csv(path: Path) -> tuple[list[Employee], list[DirectoryProblem]]:
+    """Read a CSV export of the Employee List (see README.md for the columns understood): the valid rows, each
+    marked with its file and line, and a problem for each invalid row. A file that cannot be used at all (no
+    such file, not UTF-8, no Name and Login columns, a column of passwords) raises :class:`DirectoryError`."""
     if not path.is_file():
         raise DirectoryError(str(path), "no such file")
     try:
@@ -178,15 +294,26 @@ def load_employees_csv(path: Path) -> list[Employee]:
     reader = csv.DictReader(io.StringIO(text))
     columns = _csv_columns(path, reader.fieldnames)
     employees: list[Employee] = []
+    problems: list[DirectoryProblem] = []
+    line = reader.line_num + 1  # the physical line the next row starts on (a quoted value may span lines)
     for number, row in enumerate(reader, start=2):  # row 1 is the header
+        origin, line = f"{path.name}:{line}", reader.line_num + 1
         if not any((value or "").strip() for value in row.values()):
             continue
-        employees.append(_csv_employee(path, number, row, columns))
-    logins = [e.login.casefold() for e in employees]
-    duplicates = sorted({login for login in logins if logins.count(login) > 1})
-    if duplicates:
-        raise DirectoryError(str(path), f"login '{duplicates[0]}' appears more than once", field="Login")
-    return employees
+        try:
+            employees.append(_csv_employee(number, row, columns).at(origin))
+        except _RowError as exc:
+            values = {field: (row.get(header) or "").strip() for header, field in columns.items()}
+            who = {key: values[key] for key in ("login", "email", "name") if values.get(key)}
+            problems.append(
+                DirectoryProblem(origin=origin, record=exc.record, field=exc.field, message=exc.message, **who)
+            )
+    return employees, problems
+
+
+def load_employees_csv(path: Path) -> list[Employee]:
+    """The valid rows of a CSV export of the Employee List (:func:`read_employees_csv` says which were not)."""
+    return read_employees_csv(path)[0]
 
 
 def _normalise(header: str) -> str:
@@ -214,13 +341,19 @@ def _csv_columns(path: Path, headers: Sequence[str] | None) -> dict[str, str]:
     return columns
 
 
-def _csv_employee(path: Path, number: int, row: Mapping[str, str | None], columns: Mapping[str, str]) -> Employee:
+class _RowError(Exception):
+    def __init__(self, record: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.record, self.field, self.message = record, field, message
+
+
+def _csv_employee(number: int, row: Mapping[str, str | None], columns: Mapping[str, str]) -> Employee:
     values = {field: (row.get(header) or "").strip() for header, field in columns.items()}
     header_of = {field: header for header, field in columns.items()}
     record = f"row {number}" + (f" (login '{values['login']}')" if values.get("login") else "")
 
-    def fail(field: str, message: str) -> DirectoryError:
-        return DirectoryError(str(path), message, record=record, field=header_of.get(field, field))
+    def fail(field: str, message: str) -> _RowError:
+        return _RowError(record, header_of.get(field, field), message)
 
     def flag(field: str) -> bool:
         raw = values.get(field, "").casefold()

@@ -27,6 +27,7 @@ from plugin.interfaces import GraphSendResult, MailboxKind, Microsoft365
 from plugin.probe import run_probe
 from plugin.probe_request import ProbeRequest, ProbeResult, TokenSource
 from plugin.resolve import RIGHT_WORDS, ResolutionError, SendPlan, SignIn, resolve
+from plugin.sender_checks import lookup_diagnosis, review
 from plugin.settings import Settings
 from plugin.testmessage import new_test_id
 
@@ -112,8 +113,8 @@ class Doctor:
         directory = await self._source.load()
         try:
             employee = directory.find(query)
-        except NotFoundError as exc:
-            return self._failed(query, test_id, Code.USER_NOT_FOUND, Facts(user=query, detail=f": {exc}"))
+        except NotFoundError as exc:  # nobody, or several people (ambiguous_user)
+            return Report(query, False, test_id, diagnosis=lookup_diagnosis(query, exc, self._secrets))
         try:
             plan = resolve(employee, directory, test_recipient=self._settings.smtp.test_recipient)
         except ResolutionError as exc:
@@ -153,6 +154,10 @@ class Doctor:
             # Held, and SMTP still refuses: SMTP submission may never honour it, so "wait" would be wrong advice.
             code, pending = Code.SEND_ON_BEHALF_NOT_HONOURED, False
         diagnosis = await self._combine(plan, code or Code.UNKNOWN, smtp, graph, all_checks, pending)
+        # From outside the tenant or without a mailbox, several users, disabled accounts: plugin/sender_checks.py.
+        wait = self._settings.m365.propagation_minutes
+        diagnosis = await review(self._m365, plan, diagnosis, secrets=self._secrets, wait_minutes=wait)
+        pending = pending and diagnosis.code is Code.SEND_AS_DENIED
         return Report(query, False, test_id, plan, all_checks, diagnosis, smtp, graph, pending)
 
     # -- checks -------------------------------------------------------------------------------------------

@@ -102,6 +102,10 @@ class UserDirectory(Protocol):
 
     async def smtp_auth(self, mailbox: str) -> SmtpAuthState: ...
 
+    async def accepted_domains(self) -> frozenset[str] | None:
+        """The tenant's verified domains; None when Microsoft 365 will not tell (no permission to read them)."""
+        ...
+
 
 class RightsReader(Protocol):
     async def holds(self, right: Right, mailbox: str, trustee: str) -> RightHolding: ...

@@ -98,6 +98,11 @@ def resolve(user: Employee, directory: Directory, *, test_recipient: str | None 
         server, source = user.server, f"{user.name}'s alternate server settings"
     elif directory.system.server is not None:
         server, source = directory.system.server, "the system Outgoing Mail Server"
+    elif directory.system_problem is not None:
+        raise ConfigError(
+            f"{user.login} has no alternate server settings, and the directory's system outgoing mail server is "
+            f"invalid, so it was skipped: {directory.system_problem}"
+        )
     else:
         raise ConfigError(
             f"{user.login} has no alternate server settings and the directory ({directory.source}) has no "

@@ -8,6 +8,7 @@ A test fails when the committed guide differs from what this prints.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from plugin.catalogue import CATALOGUE, PENDING, SENDER_UNCHECKED, Facts, diagnose
 from plugin.diagnosis import Code, Remedy, Right
@@ -28,6 +29,26 @@ EXAMPLE_FACTS = Facts(
     cmdlet="Get-TransportConfig",
     role="View-Only Organization Management (or Exchange Administrator)",
 )
+
+# Codes whose example needs other facts to read true (a From address outside business.com; a shared address).
+_EXAMPLES = {
+    Code.FROM_OUTSIDE_TENANT: replace(
+        EXAMPLE_FACTS,
+        from_addr="alice@gmail.com",
+        to_addr="alice@gmail.com",
+        domains=("business.com", "businesscom.onmicrosoft.com"),
+        user="Alice Archer",
+    ),
+    Code.AMBIGUOUS_USER: replace(
+        EXAMPLE_FACTS,
+        user="sales@business.com",
+        candidates=(
+            "Ivy Irwin (login ivy) <sales@business.com>, from directory.yaml:101",
+            "Jack Jones (login jack) <sales@business.com>, from directory.yaml:107",
+        ),
+    ),
+    Code.MAILBOX_NOT_FOUND: replace(EXAMPLE_FACTS, user="Alice Archer"),
+}
 
 _REMEDY_WORDS = {
     Remedy.CONFIGURATION: "fix a setting (server, port, SSL, addresses)",
@@ -54,7 +75,7 @@ def render() -> str:
     lines.append("")
     for code in Code:
         entry = CATALOGUE[code]
-        example = diagnose(code, EXAMPLE_FACTS)
+        example = diagnose(code, _EXAMPLES.get(code, EXAMPLE_FACTS))
         lines += [
             f"## {code}",
             "",

@@ -1,4 +1,4 @@
-"""Microsoft Graph v1.0 at ``https://127.0.0.1:PORT/v1.0``: users, mail and ``$batch``.
+"""Microsoft Graph v1.0 at ``https://127.0.0.1:PORT/v1.0``: users, the tenant's domains, mail and ``$batch``.
 
 Every request is turned into a :class:`~sandbox.graph_core.Call` and dispatched by
 :meth:`GraphService.dispatch`, the same path ``$batch`` items take.
@@ -28,6 +28,7 @@ from sandbox.graph_core import (
     require,
     signed_in_user,
 )
+from sandbox.graph_domains import list_domains
 from sandbox.graph_mail import list_messages, mailbox_settings, send_mail
 from sandbox.http import fault_middleware
 from sandbox.odata import FilterSyntaxError, Schema, UnsupportedQueryError, parse_filter
@@ -171,6 +172,8 @@ class GraphService:
             target, rest = path[1], lowered[2:]
         elif lowered == ["users"] and call.method == "GET":
             return self._list_users(call)
+        elif lowered == ["domains"] and call.method == "GET":
+            return list_domains(self.tenant, call)
         else:
             raise GraphError(400, "BadRequest", f"Resource not found for the segment '{path[0] if path else ''}'.")
         if not rest and call.method == "GET":

@@ -186,8 +186,13 @@ async def test_bad_directory_records_are_all_listed_and_unknown_addresses_named(
     env_file = sandbox_env_file(sandbox, tmp_path, EMAILDOCTOR_DIRECTORY__PATH=str(path))
     code, checks = await check_json(env_file, "--only", "directory")
     assert code == 1
-    row = checks["directory file"]
-    assert "employees[11], field 'login'" in row["detail"] and "employees[12] (login 'badport')" in row["detail"]
+    assert "2 bad record(s) skipped" in checks["directory file"]["detail"]
+    lines = path.read_text().splitlines()
+    no_login, bad_port = lines.index("- name: No Login") + 1, lines.index("  name: Bad Port") + 1
+    assert "employees[11], field 'login'" in checks[f"bad record directory.yaml:{no_login}"]["detail"]
+    assert "employees[12] (login 'badport')" in checks[f"bad record directory.yaml:{bad_port + 4}"]["detail"]
+    row = checks["directory accounts in the tenant"]  # the valid records are still checked
+    assert row["ok"] is False and "ghost@business.com: no such user in the tenant" in row["detail"]
 
     del directory["employees"][-3:-1]  # the file is valid again; ghost@ is not in the tenant
     path.write_text(yaml.safe_dump(directory))

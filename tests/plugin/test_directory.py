@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from plugin.ambiguity import AmbiguousUserError
 from plugin.directory import Delegation, ServerType, Transport
-from plugin.directory_files import FileDirectorySource, load_directory
-from plugin.errors import DirectoryError, NotFoundError
+from plugin.directory_files import FileDirectorySource, directory_problems, load_directory
+from plugin.errors import ConfigError, DirectoryError, NotFoundError
+from plugin.resolve import resolve
 from plugin.settings import Security
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sandbox" / "examples"
@@ -43,8 +45,13 @@ def test_find_by_login_email_or_name() -> None:
     assert directory.find("ALICE").login == "alice"
     assert directory.find("alice@business.com").login == "alice"
     assert directory.find("Alice Archer").login == "alice"
-    with pytest.raises(NotFoundError, match="several employees"):
+    with pytest.raises(AmbiguousUserError) as caught:
         directory.find("sales@business.com")  # ivy and jack share it
+    assert [(c.login, c.source) for c in caught.value.matches] == [
+        ("ivy", "directory.yaml:101"),
+        ("jack", "directory.yaml:107"),
+    ]
+    assert isinstance(caught.value, NotFoundError) and caught.value.code == "ambiguous_user"
     with pytest.raises(NotFoundError, match="Did you mean: alice"):
         directory.find("alic")
 
@@ -112,11 +119,100 @@ def test_find_by_login_email_or_name() -> None:
 )
 def test_yaml_errors_name_file_record_and_field(tmp_path: Path, body: str, expected: str) -> None:
     path = _write(tmp_path, body)
+    problems = directory_problems(path)
+    assert problems and all(p.startswith((f"{path}:", "directory.yaml:", str(path))) for p in problems), problems
+    assert any(expected.replace("Value error, ", "") in p for p in problems), problems
+
+
+BAD_RECORDS = """\
+system:
+  server: {type: smtp, host: smtp.example.com, user: admin@example.com, password_env: ADMIN}
+employees:
+  - {name: Alice, login: alice, email: alice@example.com}
+  - name: Bob
+    login: bob
+    email: bob@example.com
+    server:
+      type: smtp
+      host: smtp.example.com
+      port: 99999
+      user: bob@example.com
+      password_env: BOB
+  - {name: Carol, login: carol, email: carol@example.com}
+  - name: Dan
+    login: dan
+    email: dan@example.com
+    server: {type: smtp, host: smtp.example.com, user: dan@example.com, password: hunter2}
+  - {name: Ed, login: ed, email: "not an address"}
+  - {name: Fay, login: fay, email: fay@example.com}
+  - {name: Fay Two, login: FAY, email: fay2@example.com}
+"""
+
+
+def test_bad_records_are_skipped_with_file_and_line_and_the_rest_work(tmp_path: Path) -> None:
+    path = _write(tmp_path, BAD_RECORDS)
+    directory = load_directory(path)
+    assert [e.login for e in directory.employees] == ["alice", "carol"]
+    assert [e.origin for e in directory.employees] == ["directory.yaml:4", "directory.yaml:14"]
+    problems = [str(p) for p in directory.problems]
+    assert problems[0].startswith("directory.yaml:11, employees[1] (login 'bob'), field 'server.port': ")
+    assert problems[1] == (
+        "directory.yaml:18, employees[3] (login 'dan'), field 'server.password': passwords are not allowed in the "
+        "directory; use password_env or password_file"
+    )
+    assert problems[2].startswith("directory.yaml:19, employees[4] (login 'ed'), field 'email'")
+    assert "login 'fay' appears more than once (also at directory.yaml:21)" in problems[3]
+    assert problems[3].startswith("directory.yaml:20") and problems[4].startswith("directory.yaml:21")
+    assert len(problems) == 5 and not any("hunter2" in p for p in problems)
+    assert directory_problems(path) == problems
+    assert directory.find("carol").login == "carol"  # the rest keep working
+
+
+def test_asking_for_a_bad_record_names_its_file_line_and_problem(tmp_path: Path) -> None:
+    directory = load_directory(_write(tmp_path, BAD_RECORDS))
     with pytest.raises(DirectoryError) as caught:
-        load_directory(path)
-    message = str(caught.value)
-    assert message.startswith(str(path))
-    assert expected.replace("Value error, ", "") in message
+        directory.find("bob@example.com")
+    assert str(caught.value).startswith("directory.yaml:11, employees[1] (login 'bob'), field 'server.port': ")
+    assert "the record for 'bob@example.com' is invalid and was skipped" in str(caught.value)
+    with pytest.raises(DirectoryError, match="passwords are not allowed"):
+        directory.find("Dan")
+    with pytest.raises(AmbiguousUserError) as twice:  # two records share the login: both skipped, both named
+        directory.find("fay")
+    assert [c.source for c in twice.value.matches] == [
+        "directory.yaml:20 (invalid record)",
+        "directory.yaml:21 (invalid record)",
+    ]
+    with pytest.raises(NotFoundError, match="no employee 'zed'"):
+        directory.find("zed")
+
+
+def test_a_bad_system_server_is_reported_and_named_when_it_is_needed(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """\
+        system:
+          server: {type: smtp, host: smtp.example.com, user: admin@example.com}
+        employees:
+          - {name: Alice, login: alice, email: alice@example.com}
+        """,
+    )
+    directory = load_directory(path)
+    assert [str(p) for p in directory.problems] == [
+        "directory.yaml:2, system, field 'server': set exactly one of password_env, password_file or oauth: true"
+    ]
+    with pytest.raises(
+        ConfigError, match=r"system outgoing mail server is invalid, so it was skipped: directory\.yaml:2"
+    ):
+        resolve(directory.find("alice"), directory)
+
+
+def test_unknown_top_level_field_is_a_problem_not_a_failure(tmp_path: Path) -> None:
+    path = _write(tmp_path, "employes:\n  - {name: A, login: a}\nemployees:\n  - {name: B, login: b}\n")
+    directory = load_directory(path)
+    assert [e.login for e in directory.employees] == ["b"]
+    assert [str(p) for p in directory.problems] == [
+        "directory.yaml:1, field 'employes': unknown field (check the spelling; see README.md, 'The directory file')"
+    ]
 
 
 def test_missing_file_says_which_setting(tmp_path: Path) -> None:
@@ -180,10 +276,30 @@ def test_yaml_with_employees_from_csv(tmp_path: Path) -> None:
 )
 def test_csv_errors_name_row_and_column(tmp_path: Path, csv_text: str, expected: str) -> None:
     path = _write(tmp_path, csv_text, "employees.csv")
-    with pytest.raises(DirectoryError) as caught:
-        load_directory(path)
-    assert str(caught.value).startswith(str(path))
-    assert expected in str(caught.value)
+    problems = directory_problems(path)
+    assert len(problems) == 1 and problems[0].startswith((str(path), "employees.csv:")), problems
+    assert expected in problems[0]
+
+
+def test_bad_csv_rows_are_skipped_by_line_and_the_rest_work(tmp_path: Path) -> None:
+    text = (
+        "Name,Login,Email,Port,Server Name,User Name,Password Env\n"
+        "Alice,alice,alice@x.com,,,,\n"
+        '"Bob\nBaker",bob,bob@x.com,0,smtp.x.com,bob@x.com,P\n'  # a quoted value over two lines
+        "Carol,carol,broken,,,,\n"
+        "Dan,dan,dan@x.com,,,,\n"
+    )
+    path = _write(tmp_path, text, "employees.csv")
+    directory = load_directory(path)
+    assert [(e.login, e.origin) for e in directory.employees] == [
+        ("alice", "employees.csv:2"),
+        ("dan", "employees.csv:6"),
+    ]
+    problems = [str(p) for p in directory.problems]
+    assert problems[0].startswith("employees.csv:3, row 3 (login 'bob'), field 'Port'")
+    assert problems[1].startswith("employees.csv:5, row 4 (login 'carol'), field 'Email'")
+    with pytest.raises(DirectoryError, match=r"employees\.csv:5"):
+        directory.find("carol")
 
 
 @pytest.mark.parametrize(
