@@ -70,14 +70,18 @@ async def _use_card(
     now = ctx.now()
     if now >= proposal.expires_at:
         when = f"{proposal.expires_at:%H:%M} UTC"
-        await _say(ctx, respond, f":hourglass: This card expired at {when}; nothing changed. Run /sendas again.", replace=True)
+        await _say(
+            ctx, respond, f":hourglass: This card expired at {when}; nothing changed. Run /sendas again.", replace=True
+        )
         return
     direct = confirm and await ctx.approvers.is_it(user)  # asked afresh: someone just removed from IT cannot act
     if not await ctx.store.claim_once(proposal.claim_key, now):
         await _say(ctx, respond, "This card was already used; nothing more was done.", replace=False)
         return
     if not confirm:
-        await ctx.store.append_audit(user, f"{change.kind}.cancelled", change.subject(), "ok", detail=effect_words(change))
+        await ctx.store.append_audit(
+            user, f"{change.kind}.cancelled", change.subject(), "ok", detail=effect_words(change)
+        )
         await _say(ctx, respond, f":no_entry_sign: Cancelled: nothing changed ({effect} was not done).", replace=True)
         return
     if not direct:

@@ -12,8 +12,8 @@ import pytest
 
 from bot.scheduler import Scheduler
 from sandbox.testing import SandboxFactory
-from tests.bot.e2e.sendas_cards import ask_and_confirm
 from tests.bot.e2e.conftest import AUDIT, HANNAH, IVAN, World, start_world
+from tests.bot.e2e.sendas_cards import ask_and_confirm
 from tests.bot.store.support import Database
 
 EVERY_MINUTE = {"EMAILDOCTOR_SLACK__AUDIT_CRON": "* * * * *"}
