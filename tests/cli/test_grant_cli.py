@@ -3,10 +3,14 @@ aliases, the words say what changed, a disabled account is warned about, a time 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bot.changes import Change
 from bot.cli_change import cmdlet_line
+from graph.cli import _trustee_kind
+from graph.permissions_model import TrusteeKind
+from graph.recipients import Recipient
 from plugin.diagnosis import Right
 from sandbox.runtime import Sandbox
 from tests.cli.test_m365_commands import emaildoctor, env_file_for
@@ -91,3 +95,26 @@ async def test_a_time_bound_grant_says_when_it_ends_and_who_ends_it(sandbox: San
     assert "Expires at " in out and " UTC)" in out
     assert "must use the same store as this command (EMAILDOCTOR_STORE__URL)" in out
     assert sandbox.tenant.grant_record("FullAccess", "support@business.com", "bob@business.com") is not None
+
+
+def test_trustee_kinds_from_what_exchange_says() -> None:
+    domains = {"business.com"}
+    assert _trustee_kind(Recipient("o@business.com", "UserMailbox", disabled=True), "o@business.com", domains) is (
+        TrusteeKind.DISABLED
+    )
+    assert _trustee_kind(Recipient("s@business.com", "SharedMailbox"), "s@business.com", domains) is TrusteeKind.USER
+    assert _trustee_kind(Recipient("p@x.com", "GuestMailUser"), "p@x.com", domains) is TrusteeKind.EXTERNAL
+    assert _trustee_kind(None, "gone@business.com", domains) is TrusteeKind.UNKNOWN
+    assert _trustee_kind(None, "someone@gmail.com", domains) is TrusteeKind.EXTERNAL
+
+
+async def test_perms_marks_disabled_external_and_deleted_trustees(sandbox: Sandbox, tmp_path: Path) -> None:
+    env_file = env_file_for(sandbox, tmp_path)
+    code, out, err = await emaildoctor(env_file, "perms", "support@business.com")
+    assert code == 0, err
+    assert "oscar@business.com (disabled)" in out and "partner@fabrikam.com (external)" in out
+    assert "ivan@business.com (" not in out  # an enabled user is not marked
+    code, out, _ = await emaildoctor(env_file, "perms", "sales@business.com", "--json")
+    kinds = {g["trustee"]: g["trustee_kind"] for g in json.loads(out)["SendAs"]}
+    assert kinds["oscar@business.com"] == "disabled" and kinds["admin@business.com"] == "user"
+    assert kinds["S-1-5-21-3623811015-3361044348-30300820-1013"] == "orphaned_sid"

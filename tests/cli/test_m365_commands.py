@@ -62,8 +62,8 @@ async def test_perms_and_reverse_lookup(sandbox: Sandbox, tmp_path: Path) -> Non
     code, out, _ = await emaildoctor(env_file, "perms", "sales@business.com")
     assert code == 0
     assert (
-        "Send As:        admin@business.com, oscar@business.com, S-1-5-21-3623811015-3361044348-30300820-1013 (deleted account)"
-        in out
+        "Send As:        admin@business.com, oscar@business.com (disabled), "
+        "S-1-5-21-3623811015-3361044348-30300820-1013 (deleted account)" in out
     )
     assert "NT AUTHORITY\\SELF" not in out
     code, out, _ = await emaildoctor(env_file, "perms", "--trustee", "admin@business.com", "--json")
