@@ -86,8 +86,8 @@ def unseal(value: str, secret: str) -> Proposal:
     invalid = ConfigError("this button's data is not valid; run the /sendas command again")
     try:
         data_text, mac_text = value.split(".", 1)
-        data = base64.urlsafe_b64decode(data_text.encode())
-        mac = base64.urlsafe_b64decode(mac_text.encode())
+        data = base64.b64decode(data_text.encode(), altchars=b"-_", validate=True)
+        mac = base64.b64decode(mac_text.encode(), altchars=b"-_", validate=True)
     except (ValueError, AttributeError) as exc:
         raise invalid from exc
     if not hmac.compare_digest(mac, hmac.new(_key(secret), data, hashlib.sha256).digest()):
