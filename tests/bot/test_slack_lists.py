@@ -16,7 +16,7 @@ from plugin.errors import ConfigError
 
 def test_a_long_list_is_shortened_between_entries_and_says_how_many_more() -> None:
     entries = [f"• oscar{n:04d}@business.com holds Send As on sales@business.com" for n in range(200)]
-    title, body = blocks.lines_message("Rights", entries, rest="see the CSV")
+    _, body = blocks.lines_message("Rights", entries, rest="see the CSV")
     text = body[0]["text"]["text"]
     assert len(text) <= blocks.SECTION_LIMIT
     lines = text.split("\n")
