@@ -129,7 +129,12 @@ class ChangeCommand:
             for line in [*resolved.notes, *(f"warning: {w}" for w in resolved.warnings)]:
                 print(redact(line, secrets), file=context.err)
             if args.what_if:
-                print(redact(what_if(resolved, automapping=automapping, now=clock.now()), secrets), file=context.out)
+                text = what_if(resolved, automapping=automapping, now=clock.now())
+                if args.json:
+                    lines = text.split("\n")
+                    data = {"what_if": True, "cmdlet": lines[0].removeprefix("What if: "), "effect": lines[1]}
+                    text = json.dumps(data | {"warnings": resolved.warnings}, indent=2)
+                print(redact(text, secrets), file=context.out)
                 return 0
             m365.permissions.automapping = automapping
             change_ = resolved.change

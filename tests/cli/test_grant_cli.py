@@ -56,6 +56,13 @@ async def test_what_if_resolves_logins_and_changes_nothing(sandbox: Sandbox, tmp
     assert code == 0, err
     assert "-AutoMapping:$false" in out
     assert "warning: oscar@business.com's account is disabled" in err
+    code, out, err = await emaildoctor(
+        env_file, "revoke", "SendOnBehalf", "--mailbox", "frank", "--trustee", "admin", "--what-if", "--json"
+    )
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["cmdlet"].startswith("Set-Mailbox -Identity frank@business.com -GrantSendOnBehalfTo @{Remove=")
+    assert plan["effect"] == "admin@business.com would no longer be able to send on behalf of frank@business.com."
     assert _rights(sandbox) == before  # the sandbox received no change
     code, _, err = await emaildoctor(
         env_file, "grant", "SendAs", "--mailbox", "alice@business.com", "--trustee", "bob@business.com",
