@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks
 from bot.changes import Change
 from bot.context import BotContext
+from graph.permissions_model import SID
 from graph.recipients import Recipient, look_up, looks_like_admin
 from plugin.errors import EmailDoctorError
 
@@ -41,7 +42,7 @@ async def _privileged(ctx: BotContext, address: str) -> str | None:
 
 
 async def _recipient(ctx: BotContext, identity: str) -> tuple[Recipient | None, str | None]:
-    if ctx.permissions is None:
+    if ctx.permissions is None or SID.match(identity):
         return None, None
     try:
         return await look_up(ctx.permissions.exchange, identity), None
@@ -71,6 +72,6 @@ async def warnings_for(ctx: BotContext, change: Change) -> list[str]:
                 f"*{blocks.escape(mailbox)} is an admin's mailbox* ({mailbox_why}): "
                 f"{blocks.escape(trustee)} could act as an administrator."
             )
-    if who is None and not failed and ctx.permissions is not None:
+    if who is None and not failed and ctx.permissions is not None and not SID.match(trustee):
         found.append(f"Exchange knows no recipient {blocks.escape(trustee)}: the change will fail as it stands.")
     return found

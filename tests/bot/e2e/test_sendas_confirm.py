@@ -83,6 +83,10 @@ async def test_revoke_and_full_access_cards_say_what_goes(world: World) -> None:
     await world.slack.click(IVAN, card, CONFIRM)
     assert await world.outcomes("revoke") == [("ok", IVAN, IVAN)]
     assert world.sandbox.tenant.grant_record("FullAccess", "grace@business.com", ADMIN) is None
+    sid = "S-1-5-21-3623811015-3361044348-30300820-1013"  # a deleted account's leftover
+    orphan = await _card(world, IVAN, f"revoke {sid} send-as sales@business.com")
+    assert f"{sid} will no longer be able to send as sales@business.com" in orphan.all_text()
+    assert "knows no recipient" not in orphan.all_text()
     timed = await _card(
         world, IVAN, "grant trustee=bob@business.com right=full-access mailbox=support@business.com for=8h"
     )
