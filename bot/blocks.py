@@ -222,9 +222,15 @@ def approval_card(
     expires: str,
     it_handle: str | None,
     status: str | None = None,
+    effect: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> Message:
+    """``effect``: the change in words (plain text, escaped here); ``warnings``: escaped mrkdwn."""
     text = f"<@{requested_by}> asks to {change}."
-    blocks: list[Block] = [_section(f":key: {text}\n*Why:* {escape(reason)}")]
+    what = f"\n*Effect:* {escape(effect)}" if effect else ""
+    blocks: list[Block] = [_section(f":key: {text}{what}\n*Why:* {escape(reason)}")]
+    if warnings and status is None:
+        blocks.append(_section("\n".join(f":warning: {w}" for w in warnings)))
     if status is None:
         who = f"members of {it_handle}" if it_handle else "IT admins"
         blocks.append(

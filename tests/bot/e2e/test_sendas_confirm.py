@@ -110,5 +110,7 @@ async def test_others_confirm_into_an_approval_request(world: World) -> None:
     assert "oscar@business.com's account is disabled" in card.all_text()  # a grant to a disabled account
     await world.slack.click(HANNAH, card, CONFIRM)
     await world.wait(lambda: "went to IT for approval" in world.latest(card).all_text())
-    await world.top(APPROVALS, "asks to grant *oscar@business.com* Send As on *grace@business.com*")
+    approval = await world.top(APPROVALS, "asks to grant *oscar@business.com* Send As on *grace@business.com*")
+    assert "*Effect:* oscar@business.com will be able to send as grace@business.com" in approval.all_text()
+    assert "oscar@business.com's account is disabled" in approval.all_text()  # IT sees the warning too
     assert world.sandbox.tenant.grant_record("SendAs", "grace@business.com", "oscar@business.com") is None
