@@ -125,3 +125,12 @@ async def test_perms_marks_disabled_external_and_deleted_trustees(sandbox: Sandb
     kinds = {g["trustee"]: g["trustee_kind"] for g in json.loads(out)["SendAs"]}
     assert kinds["oscar@business.com"] == "disabled" and kinds["admin@business.com"] == "user"
     assert kinds["S-1-5-21-3623811015-3361044348-30300820-1013"] == "orphaned_sid"
+
+
+def test_admin_accounts_by_address() -> None:
+    from graph.recipients import looks_like_admin
+
+    for address in ("admin@business.com", "it-admin@business.com", "Administrator@x.com", "admin2@x.com"):
+        assert looks_like_admin(address), address
+    for address in ("alice@business.com", "badminton@club.com", "adminton@x.com", "sales@business.com"):
+        assert not looks_like_admin(address), address
