@@ -98,6 +98,10 @@ async def _use_card(
 
     async def reply(message: blocks.Message, in_channel: bool) -> None:
         await _say(ctx, respond, message[0], replace=not in_channel, in_channel=in_channel)
+        if in_channel:  # the outcome is in the channel for all to see; the card says so instead of "Applying…"
+            await _say(
+                ctx, respond, f":white_check_mark: Confirmed: {effect}. The outcome is in the channel.", replace=True
+            )
 
     if await ctx.pipeline.drive(record.id, view=SlackChangeView(ctx, reply)) is None:
         # Another replica's reconciler took it first: it posts the outcome in the approvals channel.

@@ -67,6 +67,7 @@ async def test_confirm_grants_exactly_what_the_card_said_once(world: World) -> N
     )  # a double click
     assert first.status == second.status == 200
     await _answer(world, "(read back from Exchange)")
+    await world.wait(lambda: "The outcome is in the channel" in world.latest(card).all_text())
     await world.settle()
     granted = world.sandbox.tenant.grant_record("SendAs", ALICE, ADMIN)
     assert granted is not None
