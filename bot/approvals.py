@@ -3,11 +3,14 @@ granted fix is :mod:`bot.retest`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot import blocks
 from bot.changes import Change, describe_duration
 from bot.context import BotContext
+from bot.grant_checks import warnings_for
+from bot.grant_grammar import effect_words
 from bot.slack_io import Posted
 from bot.store import FixRequest, RequestKind, RequestStatus
 from plugin.errors import ConfigError
@@ -52,16 +55,22 @@ async def open_request(
     await ctx.store.append_audit(
         requested_by, f"{change.kind}.requested", change.subject(), "ok", request_id=request.id
     )
-    card = await ctx.poster.post(channel, _card(ctx, request, reason_of(request)))
+    warnings = await warnings_for(ctx, change)
+    card = await ctx.poster.post(channel, _card(ctx, request, reason_of(request), warnings=warnings))
     await ctx.store.set_card(request.id, card.channel, card.ts)
     return request
 
 
-def _card(ctx: BotContext, request: FixRequest, reason: str, status: str | None = None) -> blocks.Message:
+def _card(
+    ctx: BotContext, request: FixRequest, reason: str, status: str | None = None, warnings: Sequence[str] = ()
+) -> blocks.Message:
+    change = change_of(request)
     return blocks.approval_card(
+        effect=effect_words(change),
+        warnings=warnings,
         request_id=str(request.id),
         requested_by=request.requested_by,
-        change=change_words(change_of(request)),
+        change=change_words(change),
         reason=reason,
         expires=f"<!date^{int(request.expires_at.timestamp())}^{{date_short_pretty}} {{time}}|{request.expires_at:%Y-%m-%d %H:%M} UTC>",
         it_handle=ctx.approvers.handle if ctx.settings.slack.it_usergroup_id else None,

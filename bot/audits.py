@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -77,20 +78,25 @@ def summary(report: AuditReport, *, scheduled: bool) -> blocks.Message:
         lines.append(f"Changes since {_when(report.diff.previous_taken_at)}: none.")
     else:
         lines.append(f"Changes since {_when(report.diff.previous_taken_at)}:")
-        lines += [f"  ➕ {_grant(g)}" for g in report.diff.granted[:MAX_LISTED]]
-        lines += [f"  ➖ {_grant(g)}" for g in report.diff.removed[:MAX_LISTED]]
+        lines += [f"  ➕ {_grant(g)}" for g in report.diff.granted[:MAX_LISTED]] + _more(report.diff.granted)
+        lines += [f"  ➖ {_grant(g)}" for g in report.diff.removed[:MAX_LISTED]] + _more(report.diff.removed)
     predicted = by_kind.get("predicted_send_failure", [])
     if predicted:
         lines.append(f":rotating_light: *Sending that will fail before anyone tries* ({len(predicted)}):")
-        lines += [f"  • {_finding(f)}" for f in predicted[:MAX_LISTED]]
+        lines += [f"  • {_finding(f)}" for f in predicted[:MAX_LISTED]] + _more(predicted)
     risky = [f for kind, items in by_kind.items() if kind != "predicted_send_failure" for f in items]
     if risky:
         lines.append(f":warning: *Risky grants* ({len(risky)}):")
-        lines += [f"  • {_finding(f)}" for f in risky[:MAX_LISTED]]
+        lines += [f"  • {_finding(f)}" for f in risky[:MAX_LISTED]] + _more(risky)
     if not predicted and not risky:
         lines.append(":white_check_mark: No risky grants and no predicted Send As failures.")
     text = "\n".join(lines)
-    return lines[0], [{"type": "section", "text": {"type": "mrkdwn", "text": blocks.clip(text)}}]
+    return lines[0], [{"type": "section", "text": {"type": "mrkdwn", "text": blocks.clip(text, rest="see the CSV")}}]
+
+
+def _more(items: Sequence[object]) -> list[str]:
+    left = len(items) - MAX_LISTED
+    return [f"  … and {left} more (see the CSV)"] if left > 0 else []
 
 
 def _grant(grant: Grant) -> str:

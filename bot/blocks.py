@@ -29,6 +29,8 @@ Message = tuple[str, list[Block]]
 ACTION_REQUEST_FIX = "request_fix"
 ACTION_APPROVE = "approve_request"
 ACTION_DENY = "deny_request"
+ACTION_CONFIRM = "confirm_change"
+ACTION_CANCEL = "cancel_change"
 
 SECTION_LIMIT = 2900  # Slack allows 3000 characters of text in a section
 
@@ -42,21 +44,45 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _mrkdwn(text: str, limit: int = SECTION_LIMIT) -> dict[str, Any]:
+def _mrkdwn(text: str, limit: int = SECTION_LIMIT, rest: str = "use the CLI") -> dict[str, Any]:
     # verbatim: Slack does not turn bare URLs, #channel names or @here in the text into links or mentions.
-    return {"type": "mrkdwn", "text": clip(text, limit), "verbatim": True}
+    return {"type": "mrkdwn", "text": clip(text, limit, rest=rest), "verbatim": True}
 
 
-def _section(text: str) -> Block:
-    return {"type": "section", "text": _mrkdwn(text)}
+def _section(text: str, rest: str = "use the CLI") -> Block:
+    return {"type": "section", "text": _mrkdwn(text, rest=rest)}
 
 
 def _context(*texts: str) -> Block:
     return {"type": "context", "elements": [_mrkdwn(t, 2900) for t in texts if t]}
 
 
-def clip(text: str, limit: int = SECTION_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 20] + "\n… (shortened)"
+_ENTRY = re.compile(r"^\s*(?:[•➕➖\-*]|:[a-z_]+:)\s")
+"""A line that is one entry of a list (a bullet, a ➕/➖ change, an emoji-led line)."""
+
+
+def clip(text: str, limit: int = SECTION_LIMIT, *, rest: str = "use the CLI") -> str:
+    """``text`` if it fits in ``limit`` characters; otherwise the whole lines that fit, then "… and N more
+    (``rest``)", N counting the entries left out. An entry is never cut in half; a single line longer than the
+    limit is cut at a word boundary."""
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    kept: list[str] = []
+    size = 0
+    for index, line in enumerate(lines):
+        left = lines[index:]
+        entries = sum(1 for item in left if _ENTRY.match(item)) or len(left)
+        tail = f"… and {entries} more ({rest})"
+        if size + len(line) + 1 + len(tail) > limit:
+            if not kept:  # one line longer than the whole limit: cut it between words
+                room = limit - len(tail) - 2
+                cut = line[:room].rsplit(" ", 1)[0] if " " in line[:room] else line[:room]
+                return f"{cut}…\n{tail}"
+            return "\n".join([*kept, tail])
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)  # not reached: the whole text is longer than the limit
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -196,9 +222,15 @@ def approval_card(
     expires: str,
     it_handle: str | None,
     status: str | None = None,
+    effect: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> Message:
+    """``effect``: the change in words (plain text, escaped here); ``warnings``: escaped mrkdwn."""
     text = f"<@{requested_by}> asks to {change}."
-    blocks: list[Block] = [_section(f":key: {text}\n*Why:* {escape(reason)}")]
+    what = f"\n*Effect:* {escape(effect)}" if effect else ""
+    blocks: list[Block] = [_section(f":key: {text}{what}\n*Why:* {escape(reason)}")]
+    if warnings and status is None:
+        blocks.append(_section("\n".join(f":warning: {w}" for w in warnings)))
     if status is None:
         who = f"members of {it_handle}" if it_handle else "IT admins"
         blocks.append(
@@ -218,6 +250,30 @@ def approval_card(
         blocks.append(_section(status))
     blocks.append(_context(f"request {request_id}"))
     return text, blocks
+
+
+def confirm_card(
+    *, effect: str, warnings: Sequence[str], value: str, expires: str, goes_to_it: bool, subject: str
+) -> Message:
+    """The card every /sendas grant or revoke shows first: its effect in words (``effect`` is plain text and is
+    escaped here), what to look out for (``warnings``: escaped mrkdwn), and Confirm / Cancel."""
+    text = f"Confirm: {escape(effect)}?"
+    body: list[Block] = [_section(f":key: *{escape(effect)}*\n{escape(subject)}")]
+    if warnings:
+        body.append(_section("\n".join(f":warning: {w}" for w in warnings)))
+    then = "Confirm sends it to IT for approval" if goes_to_it else "Confirm makes the change in Exchange"
+    body.append(
+        {
+            "type": "actions",
+            "block_id": "confirm",
+            "elements": [
+                _button("Confirm", ACTION_CONFIRM, value, "danger" if warnings else "primary"),
+                _button("Cancel", ACTION_CANCEL, value),
+            ],
+        }
+    )
+    body.append(_context(f"{then}; Cancel changes nothing. Only you can use this card, once, until {expires}."))
+    return text, body
 
 
 _CHECK_MARKS = {True: "✓", False: "✗", None: "–"}
@@ -241,9 +297,10 @@ def plain(text: str) -> Message:
     return text, [_section(text)]
 
 
-def lines_message(title: str, lines: Sequence[str], *, empty: str = "none") -> Message:
+def lines_message(title: str, lines: Sequence[str], *, empty: str = "none", rest: str = "use the CLI") -> Message:
+    """A title and a list; a list too long for Slack ends with "… and N more (``rest``)"."""
     body = "\n".join(lines) if lines else f"_{empty}_"
-    return title, [_section(f"*{title}*\n{body}")]
+    return title, [_section(f"*{title}*\n{body}", rest)]
 
 
 # -- safety -------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ next one reports what changed, whichever of the CLI or the bot ran it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import socket
@@ -17,12 +18,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.changes import describe_duration, parse_duration, parse_right
-from bot.pipeline import Pipeline
+from bot.changes import parse_duration, parse_right
+from bot.pipeline import Pipeline, found_unchanged
 from bot.store import ChangeRecord, ChangeState, RequestKind, Store
 from graph.cli_signin import add_option, microsoft365
+from plugin.diagnosis import Right
+from plugin.directory import Directory
 from plugin.directory_files import FileDirectorySource
-from plugin.errors import ConfigError
+from plugin.errors import ConfigError, EmailDoctorError
 from plugin.redact import redact
 from plugin.resolve import RIGHT_WORDS
 
@@ -33,15 +36,17 @@ if TYPE_CHECKING:
 
 CHANGE_DESCRIPTION = """\
 {verb} a mailbox right in Exchange Online, then read it back. Idempotent: {verb_lower}ing what is already so
-reports "unchanged". Recorded in EMAILDOCTOR_STORE__URL before Exchange is touched, and audited with its
+says "nothing changed". Recorded in EMAILDOCTOR_STORE__URL before Exchange is touched, and audited with its
 outcome; if Exchange does not answer, the bot (`emaildoctor bot`) finishes it.
 
-RIGHT is SendAs, SendOnBehalf or FullAccess; the trustee gets (or loses) the right on the mailbox.
+RIGHT is SendAs, SendOnBehalf or FullAccess; the trustee gets (or loses) the right on the mailbox. The mailbox
+and the trustee may be an email address, a UPN, an Exchange alias or a login of the directory.
 
 examples:
+  emaildoctor {verb_lower} SendAs --mailbox alice@business.com --trustee admin@business.com --what-if
   emaildoctor {verb_lower} SendAs --mailbox alice@business.com --trustee admin@business.com{example_tail}
 
-exit status: 0 done and read back, 1 refused, failed or not finished yet, 2 bad arguments."""
+exit status: 0 done and read back (or --what-if), 1 refused, failed or not finished yet, 2 bad arguments."""
 
 AUDIT_DESCRIPTION = """\
 Inventory every SendAs, SendOnBehalf and FullAccess grant in the tenant with the Exchange admin API's
@@ -88,51 +93,75 @@ class ChangeCommand:
                 "--for",
                 dest="duration",
                 metavar="DURATION",
-                help="time-bound: 30m, 8h, 2d … (the bot's scheduler revokes it when it runs out)",
+                help="time-bound: 30m, 8h, 2d … (the bot's scheduler revokes it when it runs out; it must share "
+                "the store, EMAILDOCTOR_STORE__URL)",
             )
+            parser.add_argument(
+                "--no-automapping",
+                action="store_true",
+                help="FullAccess only: do not add the mailbox to the trustee's Outlook (-AutoMapping:$false)",
+            )
+        parser.add_argument(
+            "--what-if", action="store_true", help="print the cmdlet and its effect; change nothing (like -WhatIf)"
+        )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
         add_option(parser)
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        from bot.cli_change import expiry_words, outcome_words, resolve, what_if
         from plugin.clock import SystemClock
 
         right = parse_right(args.right)
+        automapping = not getattr(args, "no_automapping", False)
+        if not automapping and right is not Right.FULL_ACCESS:
+            raise ConfigError("--no-automapping applies to FullAccess only (Outlook maps mailboxes, not send rights)")
         settings = context.settings()
         longest = timedelta(days=settings.limits.max_grant_days)
         duration = parse_duration(args.duration, longest) if getattr(args, "duration", None) else None
         clock = SystemClock()
+        directory = await _directory_or_none(settings.directory.path)
         m365_context = microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock)
         async with m365_context as (m365, admin):
             who = admin or actor()
             secrets = [*settings.secret_values(), *m365.secrets]
+            resolved = await resolve(m365.exchange, directory, self.name, right, args.mailbox, args.trustee)
+            resolved.change = dataclasses.replace(resolved.change, duration=duration)
+            for line in [*resolved.notes, *(f"warning: {w}" for w in resolved.warnings)]:
+                print(redact(line, secrets), file=context.err)
+            if args.what_if:
+                text = what_if(resolved, automapping=automapping, now=clock.now())
+                if args.json:
+                    lines = text.split("\n")
+                    data = {"what_if": True, "cmdlet": lines[0].removeprefix("What if: "), "effect": lines[1]}
+                    text = json.dumps(data | {"warnings": resolved.warnings}, indent=2)
+                print(redact(text, secrets), file=context.out)
+                return 0
+            m365.permissions.automapping = automapping
+            change_ = resolved.change
             async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
                 pipeline = Pipeline(store, m365.permissions, settings.changes, clock=clock, replica=actor())
                 record = await pipeline.record(
-                    RequestKind(self.name), right, args.mailbox, args.trustee, by=who, duration=duration
+                    RequestKind(self.name), right, change_.mailbox, change_.trustee, by=who, duration=duration
                 )
                 change = await pipeline.drive(record.id) or await store.get_change(record.id)
         ok = change.state is ChangeState.VERIFIED
         if args.json:
-            text = json.dumps(change_json(change), indent=2)
+            data = change_json(change) | {"changed": ok and not found_unchanged(change), "warnings": resolved.warnings}
+            text = json.dumps(data, indent=2)
         else:
-            words = f"{args.trustee} {RIGHT_WORDS[right]} on {args.mailbox}"
-            text = f"{self.name} {words}: {change.state}. {change.detail or ''}".rstrip()
-            if not change.state.final:
-                text += (
-                    f"\nNot finished (change {change.id}): the bot (`emaildoctor bot`) keeps trying and posts the "
-                    "outcome in the approvals channel."
-                )
-            if duration and change.state is not ChangeState.FAILED:
-                text += (
-                    f"\nTime-bound: revoked after {describe_duration(duration)} by the bot's scheduler "
-                    "(`emaildoctor bot` must be running)."
-                )
-            if ok and self.name == "grant":
-                text += (
-                    "\nExchange can take up to an hour to apply a new right to sending; re-test with emaildoctor test."
-                )
+            text = outcome_words(self.name, change)
+            if duration and change.state is not ChangeState.FAILED and change.expires_at is not None:
+                text += "\n" + expiry_words(change.expires_at)
         print(redact(text, secrets), file=context.out)
         return 0 if ok else 1
+
+
+async def _directory_or_none(path: Path) -> Directory | None:
+    """The directory, for resolving logins; None when there is none to read (addresses still work)."""
+    try:
+        return await FileDirectorySource(path).load()
+    except EmailDoctorError:
+        return None
 
 
 class AuditCommand:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 from typing import TYPE_CHECKING
 
 from graph.cli_signin import add_option, microsoft365
+from graph.exchange import ExchangeAdmin
 from graph.groups import GroupMembers, who_including_groups
-from graph.permissions_model import Grant, MailboxRights
+from graph.permissions_model import Grant, MailboxRights, TrusteeKind
+from graph.recipients import Recipient, look_up
 from graph.services import M365Services
+from plugin.addresses import is_address
 from plugin.directory_files import FileDirectorySource
 from plugin.doctor import Doctor
 from plugin.redact import redact
@@ -97,11 +102,48 @@ class PermsCommand:
                 data: object = {"trustee": args.trustee, "grants": [g.to_json() for g in grants]}
                 text = _render_who(args.trustee, grants)
             else:
-                rights = await m365.permissions.show(args.mailbox)
+                rights = await marked(m365.exchange, await m365.permissions.show(args.mailbox))
                 data = rights.to_json()
                 text = _render_show(rights, everything=args.all)
         _print(context, json.dumps(data, indent=2) if args.json else text, secrets)
         return 0
+
+
+async def marked(exchange: ExchangeAdmin, rights: MailboxRights) -> MailboxRights:
+    """The holders with disabled, external (guests, other domains) and unknown trustees marked, from Exchange:
+    one or two lookups per distinct trustee printed as an address. Deleted accounts (bare SIDs) are marked
+    already."""
+    grants = [*rights.send_as, *rights.send_on_behalf, *rights.full_access]
+    wanted = sorted(
+        {g.trustee.casefold() for g in grants if g.trustee_kind is TrusteeKind.USER and is_address(g.trustee)}
+    )
+    found = dict(zip(wanted, await asyncio.gather(*(look_up(exchange, t) for t in wanted)), strict=True))
+    domains = {rights.mailbox.rsplit("@", 1)[-1].casefold()}
+    domains |= {r.address.rsplit("@", 1)[-1].casefold() for r in found.values() if r is not None and not r.guest}
+
+    def mark(grant: Grant) -> Grant:
+        key = grant.trustee.casefold()
+        if key not in found:
+            return grant
+        kind = _trustee_kind(found[key], key, domains)
+        return grant if kind is TrusteeKind.USER else dataclasses.replace(grant, trustee_kind=kind)
+
+    return dataclasses.replace(
+        rights,
+        send_as=tuple(mark(g) for g in rights.send_as),
+        send_on_behalf=tuple(mark(g) for g in rights.send_on_behalf),
+        full_access=tuple(mark(g) for g in rights.full_access),
+    )
+
+
+def _trustee_kind(recipient: Recipient | None, address: str, domains: set[str]) -> TrusteeKind:
+    if recipient is None:
+        return TrusteeKind.UNKNOWN if address.rsplit("@", 1)[-1] in domains else TrusteeKind.EXTERNAL
+    if recipient.guest:
+        return TrusteeKind.EXTERNAL
+    if recipient.group:
+        return TrusteeKind.GROUP
+    return TrusteeKind.DISABLED if recipient.disabled else TrusteeKind.USER
 
 
 def _render_show(rights: MailboxRights, *, everything: bool = False) -> str:

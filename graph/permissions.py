@@ -77,12 +77,20 @@ class PermissionService:
         """``readback_timeout``: how long a change's read-back retries (with back-off, on ``sleep`` and ``monotonic``)
         before the change is reported as not visible in Exchange yet."""
         self._exchange = exchange
+        self.automapping = True
+        """Full Access grants add the mailbox to the trustee's Outlook (``-AutoMapping``); ``emaildoctor grant
+        --no-automapping`` turns it off for its one change."""
         self._readback_timeout = readback_timeout
         self._sleep = sleep
         self._clock: Clock = clock or SystemClock()
         self._ttl = transport_config_ttl
         self._monotonic = monotonic
         self._transport: tuple[float, bool] | None = None
+
+    @property
+    def exchange(self) -> ExchangeAdmin:
+        """The Exchange admin API client this service reads and changes rights through."""
+        return self._exchange
 
     # --- RightsReader ------------------------------------------------------------------------------------------
     async def holds(self, right: Right | str, mailbox: str, trustee: str) -> RightHolding:
@@ -238,7 +246,7 @@ class PermissionService:
         if await self._holds(right, mailbox, trustee) == wanted:
             state = "already holds" if wanted else "does not hold"
             return result(ChangeOutcome.UNCHANGED, f"{trustee} {state} {right} on {mailbox}", verified=True)
-        command = _change_command(action, right, mailbox, trustee)
+        command = change_command(action, right, mailbox, trustee, automapping=self.automapping)
         try:
             answer = await self._exchange.invoke(command.cmdlet, command.parameters, anchor=mailbox)
         except (ConfigError, NotFoundError):
@@ -428,7 +436,10 @@ def _deny(row: Row) -> bool:
     return str(row.get("AccessControlType") or "Allow").casefold() == "deny"
 
 
-def _change_command(action: ChangeAction, right: Right, mailbox: str, trustee: str) -> Command:
+def change_command(
+    action: ChangeAction, right: Right, mailbox: str, trustee: str, *, automapping: bool = True
+) -> Command:
+    """The cmdlet a grant or revoke runs (``emaildoctor grant --what-if`` prints it)."""
     grant = action is ChangeAction.GRANT
     if right is Right.SEND_AS:
         cmdlet = "Add-RecipientPermission" if grant else "Remove-RecipientPermission"
@@ -441,6 +452,6 @@ def _change_command(action: ChangeAction, right: Right, mailbox: str, trustee: s
         cmdlet = "Add-MailboxPermission" if grant else "Remove-MailboxPermission"
         params = {"Identity": mailbox, "User": trustee, "AccessRights": ["FullAccess"], "InheritanceType": "All"}
         if grant:
-            params["AutoMapping"] = True
+            params["AutoMapping"] = automapping
     params["Confirm"] = False
     return Command(cmdlet, params, anchor=mailbox)

@@ -1,12 +1,18 @@
-"""`/sendas show <mailbox>` · `/sendas who <user>` · `/sendas grant|revoke <right> <trustee> <mailbox> [for 8h]`.
+"""`/sendas show <mailbox>` · `/sendas who <user>` · `/sendas grant|revoke <trustee> <right> <mailbox> [for 8h]`.
 
-IT admins grant and revoke directly; anyone else gets an approval request posted for them. `show` and `who`
-map who can send as whom, so they answer IT only (``slack.lookups_it_only``); `who` answers from the last
-audit while it is fresh (``slack.who_snapshot_max_age_minutes``) instead of scanning the tenant.
+A grant or revoke reads as a sentence (``grant admin@business.com send-as alice@business.com``: admin@ will be
+able to send as alice@) or as labelled parts (:mod:`bot.grant_grammar`); anything ambiguous is refused with an
+example. Every change first shows a card stating its effect in words, with what to look out for
+(:mod:`bot.grant_checks`), and Confirm / Cancel (:mod:`bot.confirmations`, handled in
+:mod:`bot.listeners.actions`): IT's Confirm makes the change, anyone else's sends it to IT for approval.
+
+`show` and `who` map who can send as whom, so they answer IT only (``slack.lookups_it_only``); `who` answers
+from the last audit while it is fresh (``slack.who_snapshot_max_age_minutes``) instead of scanning the tenant.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,21 +21,23 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import approvals, blocks
-from bot.change_views import SlackChangeView, direct_reply
-from bot.changes import MAX_DURATION, Change, parse_duration, parse_right
+from bot import blocks, confirmations, grant_checks
+from bot.changes import MAX_DURATION, Change, describe_duration
 from bot.context import BotContext
 from bot.errors import after_ack
-from bot.store import RequestKind
-from graph.permissions_model import Grant, MailboxRights
+from bot.grant_grammar import EXAMPLE, effect_words, parse_change
+from bot.people import directory_query
+from graph.permissions_model import SID, Grant, MailboxRights, check_mailbox, check_trustee
+from graph.recipients import look_up
+from plugin.diagnosis import Right
 from plugin.errors import ConfigError
 from plugin.resolve import RIGHT_WORDS
 
 USAGE = (
     "Usage: `/sendas show <mailbox>` · `/sendas who <user>` · "
-    "`/sendas grant|revoke <SendAs|SendOnBehalf|FullAccess> <trustee> <mailbox> [for 8h]`\n"
-    "Example: `/sendas grant SendAs admin@business.com alice@business.com for 8h` lets admin@ send as alice@ "
-    "for eight hours."
+    "`/sendas grant|revoke <trustee> send-as|send-on-behalf|full-access <mailbox> [for 8h]`\n"
+    "Example: `/sendas grant admin@business.com send-as alice@business.com for 8h`: admin@business.com will be "
+    "able to send as alice@business.com for eight hours."
 )
 
 
@@ -47,13 +55,8 @@ def parse(text: str, longest: timedelta = MAX_DURATION) -> SendAsCommand:
     verb = words[0].casefold()
     if verb in ("show", "who") and len(words) == 2:
         return SendAsCommand(verb, target=words[1])
-    if verb in ("grant", "revoke") and len(words) in (4, 6):
-        duration: timedelta | None = None
-        if len(words) == 6:
-            if words[4].casefold() != "for" or verb != "grant":
-                raise ConfigError("only a grant can be time-bound: `... for 8h`\n" + USAGE)
-            duration = parse_duration(words[5], longest)
-        return SendAsCommand(verb, change=Change(verb, parse_right(words[1]), words[3], words[2], duration))
+    if verb in ("grant", "revoke"):
+        return SendAsCommand(verb, change=parse_change(verb, words[1:], longest))
     raise ConfigError(USAGE)
 
 
@@ -79,7 +82,8 @@ async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRes
     if parsed.verb == "show":
         rights = await permissions.show(parsed.target)
         title = f"Rights on {blocks.escape(rights.mailbox)}"
-        await _respond(ctx, respond, blocks.lines_message(title, _show_lines(rights)))
+        rest = f"use the CLI: emaildoctor perms {blocks.escape(rights.mailbox)}"
+        await _respond(ctx, respond, blocks.lines_message(title, _show_lines(rights), rest=rest))
         return
     if parsed.verb == "who":
         audited = await _who_from_audit(ctx, parsed.target)
@@ -91,35 +95,54 @@ async def run_sendas(ctx: BotContext, command: dict[str, Any], respond: AsyncRes
         title = f"What {blocks.escape(parsed.target)} can send as, on behalf of, or open"
         if taken_at is not None:
             title += f" (from the audit of {taken_at:%Y-%m-%d %H:%M} UTC; `/mailaudit run` refreshes it)"
-        await _respond(ctx, respond, blocks.lines_message(title, lines, empty="no rights on other mailboxes"))
+        rest = "see the CSV of `/mailaudit run`" if taken_at is not None else "use the CLI: emaildoctor perms --trustee"
+        message = blocks.lines_message(title, lines, empty="no rights on other mailboxes", rest=rest)
+        await _respond(ctx, respond, message)
         return
     assert parsed.change is not None
-    change = parsed.change
-    if await ctx.approvers.is_it(user):
-        kind = RequestKind(change.kind)
-        record = await ctx.pipeline.record(
-            kind, change.right, change.mailbox, change.trustee, by=user, duration=change.duration
-        )
+    change = await _resolved(ctx, parsed.change)
+    await _respond(ctx, respond, await confirmation_card(ctx, change, user, command["channel_id"]))
 
-        async def reply(message: blocks.Message, in_channel: bool) -> None:
-            await _respond(ctx, respond, message, in_channel=in_channel)
 
-        if await ctx.pipeline.drive(record.id, view=SlackChangeView(ctx, reply)) is None:
-            # Another replica's reconciler took it first: it posts the outcome in the approvals channel.
-            await _respond(ctx, respond, blocks.plain(direct_reply(record)))
-        return
-    request = await approvals.open_request(
-        ctx,
-        change,
-        requested_by=user,
-        origin_channel=command["channel_id"],
-        origin_thread_ts=None,
-        test_user=None,
+async def _identity(ctx: BotContext, typed: str) -> str:
+    """An address for what was typed: a @mention's email, an alias or name Exchange resolves, or the address."""
+    text = typed.strip()
+    if text.startswith("<@"):
+        return await directory_query(ctx.poster.client, text)
+    if "@" in text or SID.match(text) or ctx.permissions is None or text.startswith("<"):
+        return text
+    found = await look_up(ctx.permissions.exchange, text)
+    if found is None:
+        raise ConfigError(f"Exchange knows no mailbox or user '{text}'. {EXAMPLE}")
+    return found.address
+
+
+async def _resolved(ctx: BotContext, change: Change) -> Change:
+    """The change with addresses for its trustee and mailbox; ConfigError (nothing shown, nothing changed) if not."""
+    trustee, mailbox = await _identity(ctx, change.trustee), await _identity(ctx, change.mailbox)
+    allow_sid = change.kind == "revoke" and change.right is not Right.SEND_ON_BEHALF
+    return dataclasses.replace(
+        change, trustee=check_trustee(trustee, allow_sid=allow_sid), mailbox=check_mailbox(mailbox)
     )
-    await _respond(
-        ctx,
-        respond,
-        blocks.plain(f"Only IT can change rights directly, so request {request.id} went to IT for approval."),
+
+
+async def confirmation_card(ctx: BotContext, change: Change, user: str, channel: str) -> blocks.Message:
+    now = ctx.now()
+    proposal = confirmations.new_proposal(change, user, channel, now)
+    until = now + change.duration if change.duration else None
+    effect = effect_words(change, until=until)
+    if change.duration:
+        effect += f" ({describe_duration(change.duration)}, then revoked automatically)"
+    verb = "grant" if change.kind == "grant" else "revoke"
+    subject = f"{verb} {RIGHT_WORDS[change.right]} · trustee {change.trustee} · mailbox {change.mailbox}"
+    expires = proposal.expires_at
+    return blocks.confirm_card(
+        effect=effect,
+        warnings=await grant_checks.warnings_for(ctx, change),
+        value=confirmations.seal(proposal, confirmations.card_secret(ctx.settings)),
+        expires=f"<!date^{int(expires.timestamp())}^{{time}}|{expires:%H:%M} UTC>",
+        goes_to_it=not await ctx.approvers.is_it(user, fresh=False),
+        subject=subject,
     )
 
 
@@ -137,19 +160,27 @@ async def _who_from_audit(ctx: BotContext, trustee: str) -> tuple[list[Grant], d
 
 
 def _show_lines(rights: MailboxRights) -> list[str]:
+    """A heading per right, then one entry per holder (so a long list is shortened between entries)."""
     shown, hidden = rights.holders()
-    lines = [
-        f"*{RIGHT_WORDS[right]}:* " + (", ".join(blocks.escape(g.describe()) for g in grants) if grants else "_nobody_")
-        for right, grants in shown
-    ]
+    lines: list[str] = []
+    for right, grants in shown:
+        lines.append(f"*{RIGHT_WORDS[right]}:*" + ("" if grants else " _nobody_"))
+        lines += [f"• {blocks.escape(g.describe())}" for g in grants]
     if hidden:
         lines.append(f"_and {hidden} inherited entries of Exchange's own accounts_")
     return lines
 
 
 async def _respond(
-    ctx: BotContext, respond: AsyncRespond, message: blocks.Message, *, in_channel: bool = False
+    ctx: BotContext,
+    respond: AsyncRespond,
+    message: blocks.Message,
+    *,
+    in_channel: bool = False,
+    replace_original: bool | None = None,
 ) -> None:
     text, body = message
     payload = blocks.redacted({"text": text, "blocks": body}, ctx.secrets)
+    if replace_original is not None:
+        payload["replace_original"] = replace_original
     await respond(response_type="in_channel" if in_channel else "ephemeral", **payload)

@@ -39,11 +39,11 @@ async def test_diagnose_grant_wait_pass(sandbox_factory: SandboxFactory, tmp_pat
             env_file, "grant", fix["right"], "--mailbox", fix["mailbox"], "--trustee", fix["trustee"]
         )
         assert code == 0, err
-        assert "changed (read back from Exchange)" in out
+        assert "(changed; read back from Exchange)" in out
         code, out, _ = await emaildoctor(
             env_file, "grant", "SendAs", "--mailbox", fix["mailbox"], "--trustee", fix["trustee"]
         )
-        assert code == 0 and "unchanged" in out
+        assert code == 0 and "Already held — nothing changed" in out
 
         code, out, _ = await emaildoctor(env_file, "test", "alice", "--json")
         pending = json.loads(out)
@@ -62,8 +62,8 @@ async def test_perms_and_reverse_lookup(sandbox: Sandbox, tmp_path: Path) -> Non
     code, out, _ = await emaildoctor(env_file, "perms", "sales@business.com")
     assert code == 0
     assert (
-        "Send As:        admin@business.com, oscar@business.com, S-1-5-21-3623811015-3361044348-30300820-1013 (deleted account)"
-        in out
+        "Send As:        admin@business.com, oscar@business.com (disabled), "
+        "S-1-5-21-3623811015-3361044348-30300820-1013 (deleted account)" in out
     )
     assert "NT AUTHORITY\\SELF" not in out
     code, out, _ = await emaildoctor(env_file, "perms", "--trustee", "admin@business.com", "--json")
@@ -141,7 +141,7 @@ async def test_device_login_acts_as_the_signed_in_admin(sandbox_factory: Sandbox
             assert approved.status_code == 200, approved.text
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()
-        assert "changed (read back from Exchange)" in out.decode()
+        assert "(changed; read back from Exchange)" in out.decode()
         assert "signed in as ivan@business.com" in err.decode()
         assert sandbox.tenant.grant_record("SendAs", "grace@business.com", "admin@business.com") is not None
     async with await Store.open(f"sqlite:///{tmp_path / 'emaildoctor.db'}") as store:

@@ -17,6 +17,7 @@ from sandbox.faults import Hold
 from sandbox.runtime import Sandbox
 from sandbox.slack import SlackClient, SlackMessage, SlackWorkspace
 from tests.bot.e2e.bot_process import BotProcess, poll, until
+from tests.bot.e2e.sendas_cards import ask_and_confirm
 
 HANNAH, IVAN, APPROVALS = "U0HANNAH", "U0IVAN", "C0ITAPPROVE"
 TRUSTEE = "bob@business.com"
@@ -75,9 +76,8 @@ async def request_and_approve(
     store_url: str | None = None,
 ) -> SlackMessage:
     """Hannah asks for bob@ to send as ``mailbox``; Ivan (IT) approves the card. Returns the card."""
-    text = f"grant SendAs {TRUSTEE} {mailbox}" + (f" for {duration}" if duration else "")
-    delivery = await slack.slash_command(HANNAH, "/sendas", text, "C0HELPDESK")
-    assert delivery.status == 200, (delivery.status, delivery.error, delivery.body)
+    text = f"grant {TRUSTEE} send-as {mailbox}" + (f" for {duration}" if duration else "")
+    await ask_and_confirm(slack, workspace, HANNAH, text)
     card = await card_of(workspace, mailbox)
     for _ in range(3):  # as a person would: if the bot could not take the click (Slack slow to answer), click again
         click = await slack.click(IVAN, card, "approve_request")

@@ -13,6 +13,7 @@ import pytest
 from bot.scheduler import Scheduler
 from sandbox.testing import SandboxFactory
 from tests.bot.e2e.conftest import AUDIT, HANNAH, IVAN, World, start_world
+from tests.bot.e2e.sendas_cards import ask_and_confirm
 from tests.bot.store.support import Database
 
 EVERY_MINUTE = {"EMAILDOCTOR_SLACK__AUDIT_CRON": "* * * * *"}
@@ -39,7 +40,7 @@ async def test_second_audit_reports_the_change(world: World) -> None:
     await world.command(IVAN, "/mailaudit", "run")
     await world.top(AUDIT, "this is the first audit")
     await world.settle()
-    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com grace@business.com")
+    await ask_and_confirm(world.slack, world.workspace, IVAN, "grant admin@business.com send-as grace@business.com")
     await world.settle()
     world.clock.advance(60)
     await world.command(IVAN, "/mailaudit", "run")

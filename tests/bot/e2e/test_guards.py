@@ -12,15 +12,16 @@ from sqlalchemy import text
 from bot.store import RequestStatus, UnknownRecordError
 from sandbox.slack import ResponsePost, SlackMessage
 from tests.bot.e2e.conftest import APPROVALS, AUDIT, HANNAH, HELPDESK, IVAN, World
+from tests.bot.e2e.sendas_cards import ask_and_confirm
 from tests.bot.e2e.test_approvals import _ephemeral_to
 from tests.bot.e2e.test_sendas import _answer
 from tests.bot.store.support import Database
 
-GRANT = "grant SendAs admin@business.com grace@business.com"
+GRANT = "grant admin@business.com send-as grace@business.com"
 
 
 async def test_an_it_member_removed_from_the_group_cannot_approve(world: World) -> None:
-    await world.command(HANNAH, "/sendas", GRANT)
+    await ask_and_confirm(world.slack, world.workspace, HANNAH, GRANT)
     card = await world.top(APPROVALS, "asks to grant *admin@business.com* Send As")
     await world.command(IVAN, "/mailaudit", "schedule")  # IVAN's membership is now known (and cached for reads)
     await _answer(world, "No scheduled audit")
@@ -122,17 +123,17 @@ async def test_typed_text_is_shown_never_obeyed_on_every_card(world: World) -> N
     await world.command(HANNAH, "/emailtest", lure)
     parent = await world.top(HELPDESK, "payroll is down")
     await world.reply(parent, "User not found")
-    await world.command(HANNAH, "/sendas", "grant SendAs <!here> <https://evil.example|alice@business.com>")
-    card = await world.top(APPROVALS, "asks to grant")
+    await world.command(HANNAH, "/sendas", "grant <!here> send-as <https://evil.example|alice@business.com>")
+    refused = await _answer(world, "must be an email address")
     await world.command(IVAN, "/sendas", "show <!everyone>")
     await world.command(HANNAH, "/sendas", "grant <!channel> admin@business.com alice@business.com")
-    await _answer(world, "is not a right")
+    await _answer(world, "names no right")
     await world.settle()
 
     received = _received(world)
     assert not any(token in text for text in received for token in ("<!channel", "<!here", "<!everyone", "<https:"))
     assert "&lt;!channel&gt; payroll is down" in world.latest(parent).text
-    assert "&lt;!here&gt;" in card.all_text() and "&lt;https://evil.example|alice@business.com&gt;" in card.all_text()
+    assert "&lt;!here&gt;" in str(refused.payload)
     # verbatim: Slack does not turn the bare https://evil.example into a link either
     messages = world.workspace.all_messages(include_deleted=True)
     assert all(obj.get("verbatim") is True for m in messages for obj in _mrkdwn_objects(m.blocks))
@@ -149,7 +150,7 @@ async def test_durations_are_bounded(world: World) -> None:
         raise AssertionError("a refused duration opened a request")
     except UnknownRecordError:
         pass
-    await world.command(HANNAH, "/sendas", f"{GRANT} for 90d")
+    await ask_and_confirm(world.slack, world.workspace, HANNAH, f"{GRANT} for 90d")
     await world.top(APPROVALS, "Send As on *grace@business.com*'s mailbox for 90d")
 
 

@@ -12,6 +12,7 @@ from bot.store import RequestStatus
 from bot.store.engine import async_url
 from sandbox.slack import ResponsePost
 from tests.bot.e2e.conftest import APPROVALS, HANNAH, IVAN, World
+from tests.bot.e2e.sendas_cards import ask_and_confirm
 
 
 async def _answer(world: World, needle: str) -> ResponsePost:
@@ -20,6 +21,10 @@ async def _answer(world: World, needle: str) -> ResponsePost:
 
     post: ResponsePost = await world.wait(find)
     return post
+
+
+async def _confirmed(world: World, user: str, text_: str) -> None:
+    await ask_and_confirm(world.slack, world.workspace, user, text_)
 
 
 async def test_show_lists_holders_without_self_and_marks_kinds(world: World) -> None:
@@ -41,12 +46,12 @@ async def test_who_is_a_reverse_lookup(world: World) -> None:
 
 async def test_it_grants_and_revokes_directly(world: World) -> None:
     record = ("SendAs", "grace@business.com", "admin@business.com")
-    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com grace@business.com")
+    await _confirmed(world, IVAN, "grant admin@business.com send-as grace@business.com")
     await _answer(world, "(read back from Exchange)")
     assert world.sandbox.tenant.grant_record(*record) is not None
-    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com grace@business.com")
+    await _confirmed(world, IVAN, "grant admin@business.com send-as grace@business.com")
     await _answer(world, "already so, nothing changed")
-    await world.command(IVAN, "/sendas", "revoke SendAs admin@business.com grace@business.com")
+    await _confirmed(world, IVAN, "revoke admin@business.com send-as grace@business.com")
     # The outcome is written with the change's final state: wait for that, not for Exchange's side of it.
     assert await world.outcomes("revoke") == [("ok", IVAN, IVAN)]
     assert world.sandbox.tenant.grant_record(*record) is None
@@ -54,7 +59,7 @@ async def test_it_grants_and_revokes_directly(world: World) -> None:
 
 
 async def test_others_get_an_approval_request(world: World) -> None:
-    await world.command(HANNAH, "/sendas", "grant SendOnBehalf admin@business.com grace@business.com")
+    await _confirmed(world, HANNAH, "grant admin@business.com send-on-behalf grace@business.com")
     await _answer(world, "went to IT for approval")
     card = await world.top(APPROVALS, "asks to grant *admin@business.com* Send on Behalf on *grace@business.com*")
     assert card.action_ids() == ["approve_request", "deny_request"]
@@ -63,7 +68,7 @@ async def test_others_get_an_approval_request(world: World) -> None:
 
 async def test_time_bound_grant_is_revoked_when_it_expires(world: World) -> None:
     record = ("FullAccess", "support@business.com", "bob@business.com")
-    await world.command(IVAN, "/sendas", "grant FullAccess bob@business.com support@business.com for 8h")
+    await _confirmed(world, IVAN, "grant bob@business.com full-access support@business.com for 8h")
     await _answer(world, "revoked automatically after 8h")
     assert world.sandbox.tenant.grant_record(*record) is not None
     scheduler = Scheduler(world.ctx, started_at=world.clock.now())
@@ -83,7 +88,7 @@ async def test_a_time_limit_leaves_a_right_that_was_held_before_the_grant(world:
     """admin@ holds Send As on sales@ permanently: granting it for 8h adds nothing, so 8h later nothing is removed."""
     record = ("SendAs", "sales@business.com", "admin@business.com")
     assert world.sandbox.tenant.grant_record(*record) is not None
-    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com sales@business.com for 8h")
+    await _confirmed(world, IVAN, "grant admin@business.com send-as sales@business.com for 8h")
     await _answer(world, "already so, nothing changed")
     scheduler = Scheduler(world.ctx, started_at=world.clock.now())
     world.clock.advance(timedelta(hours=8, minutes=1).total_seconds())
@@ -98,7 +103,7 @@ async def test_a_time_limit_leaves_a_right_that_was_held_before_the_grant(world:
 
 async def test_a_failed_revocation_is_retried_escalated_and_listed_in_mailaudit(world: World) -> None:
     record = ("FullAccess", "support@business.com", "bob@business.com")
-    await world.command(IVAN, "/sendas", "grant FullAccess bob@business.com support@business.com for 1h")
+    await _confirmed(world, IVAN, "grant bob@business.com full-access support@business.com for 1h")
     await _answer(world, "revoked automatically after 1h")
     scheduler = Scheduler(world.ctx, started_at=world.clock.now())
     world.sandbox.faults.set("exchange", error_rate=1.0, retry_after_s=0)  # Exchange is down when it runs out
@@ -125,13 +130,16 @@ async def test_bad_arguments_change_nothing(world: World) -> None:
     before = sorted(str(g) for g in world.sandbox.tenant.rights.records())
     for text_ in (
         "grant Everything admin@business.com alice@business.com",
-        "grant SendAs admin@business.com",
-        "grant SendAs x y for ages",
+        "grant admin@business.com send-as",
+        "grant x@business.com send-as y@business.com for ages",
+        "grant admin send-as nobody-at-all",
         "frobnicate",
     ):
         await world.command(IVAN, "/sendas", text_)
-    await _answer(world, "is not a right")
+    await _answer(world, "names no right")
+    await _answer(world, "is ambiguous: with the right last")
     await _answer(world, "is not a duration")
+    await _answer(world, "Exchange knows no mailbox or user 'nobody-at-all'")
     await _answer(world, "Usage:")
     await world.settle()
     assert sorted(str(g) for g in world.sandbox.tenant.rights.records()) == before
@@ -143,7 +151,7 @@ async def test_no_grant_runs_when_the_audit_log_cannot_be_written(world: World) 
     async with engine.begin() as connection:
         await connection.execute(text("DROP TABLE audit_log"))
     await engine.dispose()
-    await world.command(IVAN, "/sendas", "grant SendAs admin@business.com alice@business.com")
+    await _confirmed(world, IVAN, "grant admin@business.com send-as alice@business.com")
     await world.wait(
         lambda: any("Store" in str(p.payload) or "store" in str(p.payload) for p in world.workspace.response_posts())
     )
@@ -152,7 +160,7 @@ async def test_no_grant_runs_when_the_audit_log_cannot_be_written(world: World) 
 
 
 async def test_an_approved_change_that_cannot_run_is_marked_failed(world: World) -> None:
-    await world.command(HANNAH, "/sendas", "grant SendAs admin@business.com nobody@business.com")
+    await _confirmed(world, HANNAH, "grant admin@business.com send-as nobody@business.com")
     card = await world.top(APPROVALS, "nobody@business.com")
     await world.slack.click(IVAN, card, "approve_request")
     await world.wait(lambda: "the change did not run" in world.latest(card).all_text())
