@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from bot.changes import describe_duration, parse_duration, parse_right
 from bot.pipeline import Pipeline
 from bot.store import ChangeRecord, ChangeState, RequestKind, Store
 from graph.cli_signin import add_option, microsoft365
+from plugin.cli_output import add_output_option, wants_json
 from plugin.directory_files import FileDirectorySource
 from plugin.errors import ConfigError
 from plugin.redact import redact
@@ -51,7 +53,12 @@ needs a right that is missing: a Send As denied predicted before it happens.
 
 examples:
   emaildoctor audit
-  emaildoctor audit --csv rights.csv --json > audit.json"""
+  emaildoctor audit --csv rights.csv --output json > audit.json
+  emaildoctor audit --csv - --quiet | grep disabled_trustee     # the CSV on stdout (the summary on stderr)
+  emaildoctor audit --quiet --fail-on predicted                  # for cron: exit 1 when a send will fail
+
+exit status: 0 done (and, with --fail-on, nothing of that kind found), 1 failed or --fail-on matched, 2 bad
+arguments or settings."""
 
 
 def change_json(change: ChangeRecord) -> dict[str, object]:
@@ -141,8 +148,15 @@ class AuditCommand:
     description = AUDIT_DESCRIPTION
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--csv", type=Path, metavar="FILE", help="also write one CSV row per grant to FILE")
-        parser.add_argument("--json", action="store_true", help="print the snapshot, diff and findings as JSON")
+        parser.add_argument(
+            "--csv", type=Path, metavar="FILE", help="also write one CSV row per grant to FILE ('-': to stdout)"
+        )
+        add_output_option(parser, "the snapshot, diff and findings")
+        parser.add_argument(
+            "--fail-on",
+            choices=FAIL_ON,
+            help="exit 1 when the audit has findings (any), or predicted send failures only (for cron)",
+        )
         parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
         add_option(parser)
 
@@ -152,8 +166,11 @@ class AuditCommand:
         from graph.audit_output import audit_json, write_audit_csv
         from plugin.clock import SystemClock
 
-        if args.csv is not None and not args.csv.parent.is_dir():
-            raise ConfigError(f"--csv: the folder {args.csv.parent} does not exist")
+        to_stdout = args.csv is not None and str(args.csv) == "-"
+        if to_stdout and wants_json(args):
+            raise ConfigError("--csv - and --output json both print to stdout: write the CSV to a file instead")
+        if args.csv is not None and not to_stdout and (problem := _csv_problem(args.csv)):
+            raise ConfigError(f"--csv {args.csv}: {problem}")
         settings = context.settings()
         clock = SystemClock()
         progress = None if args.quiet else _progress_printer(context)
@@ -173,13 +190,48 @@ class AuditCommand:
                 await store.append_audit(admin or actor(), "audit", {"mailboxes": report.snapshot.mailboxes}, "ok")
         if progress is not None:
             print(file=context.err)
-        if args.csv is not None:
-            with args.csv.open("w", encoding="utf-8", newline="") as stream:
-                rows = write_audit_csv(report, stream, secrets)
+        if to_stdout:
+            write_audit_csv(report, context.out, secrets)
+        elif args.csv is not None:
+            try:
+                with args.csv.open("w", encoding="utf-8", newline="") as stream:
+                    rows = write_audit_csv(report, stream, secrets)
+            except OSError as exc:  # the audit is saved in the store; only the file failed
+                print(f"emaildoctor audit: failed: cannot write {args.csv}: {exc.strerror or exc}", file=context.err)
+                return 1
             print(f"wrote {rows} rows to {args.csv}", file=context.err)
-        text = json.dumps(audit_json(report, audit.stats, secrets), indent=2) if args.json else render_audit(report)
-        print(redact(text, secrets), file=context.out)
-        return 0
+        if wants_json(args):
+            text = json.dumps(audit_json(report, audit.stats, secrets), indent=2)
+        else:
+            text = render_audit(report)
+        print(redact(text, secrets), file=context.err if to_stdout else context.out)
+        return 1 if _fails(report, args.fail_on) else 0
+
+
+FAIL_ON = ("findings", "predicted")
+
+
+def _fails(report: AuditReport, fail_on: str | None) -> bool:
+    from graph.audit_findings import FindingKind
+
+    if fail_on == "findings":
+        return bool(report.findings)
+    if fail_on == "predicted":
+        return any(f.kind is FindingKind.PREDICTED_SEND_FAILURE for f in report.findings)
+    return False
+
+
+def _csv_problem(path: Path) -> str | None:
+    """Why the CSV could not be written, checked before the audit runs (it takes minutes on a large tenant)."""
+    target = path.expanduser()
+    if target.is_dir():
+        return "is a folder: name a file, e.g. rights.csv"
+    folder = target.parent
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return "cannot be written (permissions or a read-only file system)"
+    return None
 
 
 def render_audit(report: AuditReport) -> str:

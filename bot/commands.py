@@ -11,6 +11,8 @@ REVOKE = LazyCommand(
     "revoke", "revoke SendAs / SendOnBehalf / FullAccess on a mailbox (audited, read back)", "bot.cli_admin:REVOKE"
 )
 AUDIT = LazyCommand(
-    "audit", "inventory every SendAs / SendOnBehalf / FullAccess grant, with findings and changes", "bot.cli_admin:AUDIT"
+    "audit",
+    "inventory every SendAs / SendOnBehalf / FullAccess grant, with findings and changes",
+    "bot.cli_admin:AUDIT",
 )
 BOT = LazyCommand("bot", "run the Slack bot (HTTP or Socket Mode)", "bot.cli:COMMAND")

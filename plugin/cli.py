@@ -16,6 +16,7 @@ changed), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -268,6 +269,10 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `emaildoctor … | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except ConfigError as exc:
         print(f"emaildoctor {command.name}: error: {redact(str(exc), context.secrets())}", file=err)
         return EXIT_USAGE
@@ -275,7 +280,7 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
         code = f" [{exc.code}]" if exc.code else ""
         print(f"emaildoctor {command.name}: failed{code}: {redact(str(exc), context.secrets())}", file=err)
         return EXIT_FAILED
-    except Exception as exc:  # the last line of defence: one line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "no message", context.secrets())
         print(
             f"emaildoctor {command.name}: failed: unexpected {type(exc).__name__}: {detail} "

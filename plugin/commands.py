@@ -26,7 +26,9 @@ class LazyCommand:
         return getattr(importlib.import_module(module), attribute)
 
 
-SMTP_TEST = LazyCommand("smtp-test", "test-send through any SMTP server and diagnose the failure", "plugin.cli_smtp:COMMAND")
+SMTP_TEST = LazyCommand(
+    "smtp-test", "test-send through any SMTP server and diagnose the failure", "plugin.cli_smtp:COMMAND"
+)
 CHECK = LazyCommand(
     "check", "verify the setup: Entra app, Exchange roles, SMTP, directory, Slack, store", "plugin.cli_check:COMMAND"
 )
