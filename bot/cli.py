@@ -10,11 +10,6 @@ import signal
 import socket
 from typing import TYPE_CHECKING
 
-from bot.app import create_app
-from bot.checks_slack import startup_problems
-from bot.scheduler import Scheduler
-from bot.server import HEALTH_PATH, run_socket_mode, serve_http
-from bot.services import bot_context
 from plugin.errors import ConfigError
 from plugin.redact import redact
 from plugin.settings import SlackMode, SlackSettings
@@ -64,6 +59,13 @@ class BotCommand:
         settings = context.settings()
         slack = settings.slack
         _require_credentials(slack)
+        # Slack, aiohttp and the store load only now, once the arguments and settings are known to be usable.
+        from bot.app import create_app
+        from bot.checks_slack import startup_problems
+        from bot.scheduler import Scheduler
+        from bot.server import HEALTH_PATH, run_socket_mode, serve_http
+        from bot.services import bot_context
+
         host = args.host or slack.host
         port = args.port if args.port is not None else slack.port
         if slack.mode is SlackMode.HTTP and (problem := _cannot_listen(host, port)):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -229,8 +228,14 @@ def _csv_problem(path: Path) -> str | None:
     folder = target.parent
     if not folder.is_dir():
         return f"the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        return "cannot be written (permissions or a read-only file system)"
+    existed = target.exists()
+    try:  # the only reliable test (permissions, read-only file systems, root): open it for writing
+        with target.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return f"cannot be written: {exc.strerror or exc}"
+    if not existed:
+        target.unlink(missing_ok=True)
     return None
 
 

@@ -94,7 +94,7 @@ class PermsCommand:
             print("emaildoctor perms: error: MAILBOX or --trustee is empty: give an address", file=context.err)
             return 2
         if bool(args.mailbox) == bool(args.trustee):
-            print("emaildoctor perms: give a MAILBOX, or --trustee USER (one of the two)", file=context.err)
+            print("emaildoctor perms: error: give a MAILBOX, or --trustee USER (one of the two)", file=context.err)
             return 2
         settings = context.settings()
         secrets = list(settings.secret_values())

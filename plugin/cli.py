@@ -240,7 +240,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     err = err or sys.stderr
     words = list(sys.argv[1:] if argv is None else argv)
     commands = discover_commands()
-    parser = build_parser(commands, chosen_command(words, {c.name for c in commands}))
+    chosen = chosen_command(words, {c.name for c in commands})
+    early = _early_settings(words, next((c for c in commands if c.name == chosen), None), err)
+    if isinstance(early, int):
+        return early
+    parser = build_parser(commands, chosen)
     try:
         args = parser.parse_args(words)
     except SystemExit as exc:  # argparse has printed the usage message already
@@ -252,7 +256,31 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     if problem := common_argument_problem(args):
         print(f"emaildoctor {name}: error: {problem}", file=err)
         return EXIT_USAGE
-    return _run(args, CliContext(env_file=args.env_file, environ=_environ(args.env_file), out=out, err=err))
+    context = CliContext(env_file=args.env_file, environ=_environ(args.env_file), out=out, err=err)
+    context._settings = early
+    return _run(args, context)
+
+
+def _early_settings(words: list[str], entry: Entry | None, err: TextIO) -> Settings | int | None:
+    """Settings loaded before a lazy command's module is imported (see :attr:`LazyCommand.reads_settings`); an exit
+    status when they (or the ``--env-file`` holding them) are unusable; None when not wanted (help, or a command
+    that reads none)."""
+    if not isinstance(entry, LazyCommand) or not entry.reads_settings or {"-h", "--help"} & set(words):
+        return None
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--env-file", type=Path)
+    known, _ = early.parse_known_args(words[: words.index(entry.name)])
+    if known.env_file is not None and (problem := _env_file_problem(known.env_file)):
+        print(f"emaildoctor: error: --env-file {known.env_file}: {problem}", file=err)
+        return EXIT_USAGE
+    from plugin.errors import ConfigError
+    from plugin.settings import load_settings
+
+    try:
+        return load_settings(known.env_file)
+    except ConfigError as exc:  # its messages name settings, never their values
+        print(f"emaildoctor {entry.name}: error: {exc}", file=err)
+        return EXIT_USAGE
 
 
 def _run(args: argparse.Namespace, context: CliContext) -> int:

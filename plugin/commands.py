@@ -20,6 +20,9 @@ class LazyCommand:
     summary: str
     target: str
     """``module:attribute`` of the real command (see :class:`plugin.cli.Command`)."""
+    reads_settings: bool = True
+    """Settings are loaded (and a bad one reported) before the command's module is imported: a mistake in them is
+    named at once, without waiting for Microsoft's SDKs or SQLAlchemy to load."""
 
     def load(self) -> Any:
         module, _, attribute = self.target.partition(":")
@@ -33,5 +36,8 @@ CHECK = LazyCommand(
     "check", "verify the setup: Entra app, Exchange roles, SMTP, directory, Slack, store", "plugin.cli_check:COMMAND"
 )
 COMPLETION = LazyCommand(
-    "completion", "print a shell completion script (bash, zsh or fish)", "plugin.cli_completion:COMMAND"
+    "completion",
+    "print a shell completion script (bash, zsh or fish)",
+    "plugin.cli_completion:COMMAND",
+    reads_settings=False,
 )

@@ -160,7 +160,8 @@ def _migration_errors() -> tuple[type[Exception], ...]:
     """Alembic's errors, if Alembic is imported at all: it is only for migrations, not a dependency of every command
     that touches the store."""
     util = sys.modules.get("alembic.util")
-    return (util.CommandError,) if util is not None else ()
+    error: type[Exception] | None = getattr(util, "CommandError", None)
+    return (error,) if error is not None else ()
 
 
 @contextmanager
@@ -168,5 +169,8 @@ def translated(operation: str, secrets: Iterable[str] = ()) -> Iterator[None]:
     """Turn SQLAlchemy, Alembic and driver (sqlite3, psycopg) errors raised inside the block into :class:`StoreError`."""
     try:
         yield
-    except (SQLAlchemyError, sqlite3.Error, psycopg.Error, *_migration_errors()) as exc:
+    except Exception as exc:
+        # Alembic's errors are looked up now: the block itself may have imported it (a migration).
+        if not isinstance(exc, (SQLAlchemyError, sqlite3.Error, psycopg.Error, *_migration_errors())):
+            raise
         raise StoreError(f"store: could not {operation}: {redact(describe(exc), secrets)}") from exc
