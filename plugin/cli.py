@@ -186,16 +186,19 @@ def discover_commands() -> list[Entry]:
 
 def chosen_command(argv: Sequence[str], names: set[str]) -> str | None:
     """The subcommand ``argv`` names: the first word that is not an option of ``emaildoctor`` itself."""
+    at = _command_position(argv)
+    return argv[at] if at is not None and argv[at] in names else None
+
+
+def _command_position(argv: Sequence[str]) -> int | None:
     skip = False
-    for word in argv:
+    for at, word in enumerate(argv):
         if skip:
             skip = False
         elif word == "--env-file":
             skip = True
-        elif word == "--":
-            continue
-        elif not word.startswith("-"):
-            return word if word in names else None
+        elif word != "--" and not word.startswith("-"):
+            return at
     return None
 
 
@@ -269,7 +272,7 @@ def _early_settings(words: list[str], entry: Entry | None, err: TextIO) -> Setti
         return None
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--env-file", type=Path)
-    known, _ = early.parse_known_args(words[: words.index(entry.name)])
+    known, _ = early.parse_known_args(words[: _command_position(words)])
     if known.env_file is not None and (problem := _env_file_problem(known.env_file)):
         print(f"emaildoctor: error: --env-file {known.env_file}: {problem}", file=err)
         return EXIT_USAGE

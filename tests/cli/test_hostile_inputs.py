@@ -252,7 +252,7 @@ def _run(row: Row, home: Path, files: dict[str, str]) -> Outcome:
         env=env,
         cwd=home,
         stdin=subprocess.DEVNULL,
-        timeout=float(os.environ.get("H3_TIMEOUT", "90")),
+        timeout=120,
         check=False,
     )
     return Outcome(done.returncode, done.stdout, done.stderr)

@@ -49,3 +49,13 @@ def test_a_subcommands_help_imports_that_command_only() -> None:
     modules, out = imported("perms", "--help")
     assert "graph.cli_signin" in modules and "--trustee" in out
     assert not any(m.split(".")[0] in ("sqlalchemy", "alembic", "slack_bolt", "sandbox") for m in modules)
+
+
+def test_the_chosen_command_is_the_first_word_after_emaildoctors_own_options() -> None:
+    from plugin.cli import chosen_command
+
+    names = {"test", "perms"}
+    assert chosen_command(["--env-file", "test", "test", "alice"], names) == "test"
+    assert chosen_command(["--env-file=x.env", "perms", "--trustee", "a"], names) == "perms"
+    assert chosen_command(["--help"], names) is None
+    assert chosen_command(["frobnicate", "test"], names) is None
