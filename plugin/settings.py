@@ -297,6 +297,11 @@ class DirectorySettings(_Section):
     path: Path = Field(default_factory=default_directory_path)
     """Employee list and system outgoing mail server: a YAML file, or a CSV export of the employee list."""
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_given(cls, value: object) -> object:
+        return _not_blank(value)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
