@@ -69,7 +69,7 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 def bash_script(options: dict[str, tuple[list[str], list[str]]]) -> str:
     names = " ".join(name for name in options if name)
     cases = "\n".join(
-        f'        {name}) words="{" ".join(flags + choices)}" ;;' for name, (flags, choices) in options.items() if name
+        f'        {name}) words="{" ".join(choices + flags)}" ;;' for name, (flags, choices) in options.items() if name
     )
     return f"""# bash completion for emaildoctor (emaildoctor completion bash)
 _emaildoctor() {{
@@ -90,7 +90,7 @@ _emaildoctor() {{
         "") words="{names} --help --version --env-file" ;;
 {cases}
     esac
-    COMPREPLY=($(compgen -W "$words --help" -- "$cur"))
+    COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }}
 complete -o default -F _emaildoctor emaildoctor"""
 
