@@ -37,10 +37,11 @@ class BotCommand:
     name = "bot"
     help = "run the Slack bot (HTTP or Socket Mode)"
     description = DESCRIPTION
+    port_zero_means_any = True  # --port 0: any free port (the bot prints the one it got)
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--host", help="HTTP mode: address to listen on (default: settings, 127.0.0.1)")
-        parser.add_argument("--port", type=int, help="HTTP mode: port (default: settings, 3000)")
+        parser.add_argument("--port", type=int, help="HTTP mode: port, 0 for any free one (default: settings, 3000)")
         parser.add_argument(
             "--tick",
             type=float,

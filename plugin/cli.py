@@ -230,7 +230,8 @@ def _env_file_problem(path: Path) -> str | None:
 def common_argument_problem(args: argparse.Namespace) -> str | None:
     """Options several commands share, checked the same way everywhere: ``--port`` and ``--ca-file``."""
     port = getattr(args, "port", None)
-    if isinstance(port, int) and (problem := port_problem(port)):
+    any_port = getattr(getattr(args, "_command", None), "port_zero_means_any", False)  # a server: 0 picks one
+    if isinstance(port, int) and (problem := port_problem(port, allow_zero=any_port)):
         return f"--port {problem}"
     ca_file = getattr(args, "ca_file", None)
     if isinstance(ca_file, Path) and (problem := ca_file_problem(ca_file)):
