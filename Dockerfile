@@ -26,9 +26,12 @@ RUN mkdir -p /var/lib/emaildoctor && chown 10001:10001 /var/lib/emaildoctor
 USER 10001:10001
 WORKDIR /var/lib/emaildoctor
 # No EMAILDOCTOR_ settings here: the environment outranks `--env-file`, so one set in the image would hide
-# the operator's. The default store URL, sqlite:///emaildoctor.db, lands in the working directory.
+# the operator's. The XDG folders put the defaults where the image expects them: the store at
+# /var/lib/emaildoctor/emaildoctor.db, the directory file at /etc/emaildoctor/directory.yaml.
 ENV PATH=/opt/emaildoctor/bin:$PATH \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    XDG_DATA_HOME=/var/lib \
+    XDG_CONFIG_HOME=/etc
 EXPOSE 3000
 # Liveness: /healthz answers while the HTTP server runs. /readyz (store, Slack, a Microsoft 365 token) is
 # readiness: an orchestrator's readiness probe belongs there, not here, since a container restarted because

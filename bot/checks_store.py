@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.store import Store, StoreError, create_store_engine, schema
 from bot.store.engine import WRITE
 from plugin.checks import CheckResult, failed, passed
+from plugin.paths import data_dir
 from plugin.settings import Settings
 
 _UPGRADE = "Start `emaildoctor bot` once: it upgrades the schema at start-up (every replica may do so safely)."
@@ -37,7 +38,7 @@ class StoreChecks:
         path = _sqlite_path(url)
         if path is not None and not path.exists():
             folder = path.parent if str(path.parent) else Path(".")
-            if folder.is_dir() and os.access(folder, os.W_OK):
+            if (folder.is_dir() and os.access(folder, os.W_OK)) or folder.expanduser() == data_dir():
                 return [passed("store", "store", f"{where}: no database yet; `emaildoctor bot` creates it at start-up")]
             return [
                 failed(

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 from typing import TYPE_CHECKING
 
-from bot.app import create_app
-from bot.checks_slack import startup_problems
-from bot.scheduler import Scheduler
-from bot.server import HEALTH_PATH, run_socket_mode, serve_http
-from bot.services import bot_context
 from plugin.errors import ConfigError
 from plugin.redact import redact
-from plugin.settings import SlackMode
+from plugin.settings import SlackMode, SlackSettings
+from plugin.validate import host_problem, port_problem
 
 if TYPE_CHECKING:
     from plugin.cli import CliContext
@@ -39,10 +37,11 @@ class BotCommand:
     name = "bot"
     help = "run the Slack bot (HTTP or Socket Mode)"
     description = DESCRIPTION
+    port_zero_means_any = True  # --port 0: any free port (the bot prints the one it got)
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--host", help="HTTP mode: address to listen on (default: settings, 127.0.0.1)")
-        parser.add_argument("--port", type=int, help="HTTP mode: port (default: settings, 3000)")
+        parser.add_argument("--port", type=int, help="HTTP mode: port, 0 for any free one (default: settings, 3000)")
         parser.add_argument(
             "--tick",
             type=float,
@@ -52,10 +51,27 @@ class BotCommand:
         )
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        if args.host is not None and (problem := host_problem(args.host)):
+            raise ConfigError(f"--host {problem}")
+        if args.port is not None and (problem := port_problem(args.port, allow_zero=True)):
+            raise ConfigError(f"--port {problem}")
+        if not 0 < args.tick <= 3600:
+            raise ConfigError("--tick must be more than 0 and at most 3600 seconds")
         settings = context.settings()
         slack = settings.slack
-        if slack.mode is SlackMode.SOCKET and slack.app_token is None:
-            raise ConfigError("Socket Mode needs EMAILDOCTOR_SLACK__APP_TOKEN (an xapp-… token with connections:write)")
+        _require_credentials(slack)
+        # Slack, aiohttp and the store load only now, once the arguments and settings are known to be usable.
+        from bot.app import create_app
+        from bot.checks_slack import startup_problems
+        from bot.scheduler import Scheduler
+        from bot.server import HEALTH_PATH, run_socket_mode, serve_http
+        from bot.services import bot_context
+
+        host = args.host or slack.host
+        port = args.port if args.port is not None else slack.port
+        if slack.mode is SlackMode.HTTP and (problem := _cannot_listen(host, port)):
+            print(f"emaildoctor bot: failed: cannot listen on {host}:{port}: {problem}", file=context.err)
+            return 1
         for warning in await startup_problems(slack):  # a token that fails auth.test raises: exit 2
             print(
                 f"emaildoctor bot: warning: {redact(warning, settings.secret_values())}", file=context.err, flush=True
@@ -75,9 +91,14 @@ class BotCommand:
                     print("emaildoctor bot: connecting to Slack over Socket Mode", file=context.out, flush=True)
                     await run_socket_mode(app, slack.app_token.get_secret_value(), stop)
                 else:
-                    server = await serve_http(
-                        app, args.host or slack.host, args.port if args.port is not None else slack.port
-                    )
+                    try:
+                        server = await serve_http(app, host, port)
+                    except OSError as exc:
+                        print(
+                            f"emaildoctor bot: failed: cannot listen on {host}:{port}: {exc.strerror or exc}",
+                            file=context.err,
+                        )
+                        return 1
                     base = f"http://{server.host}:{server.port}"
                     print(
                         f"emaildoctor bot: listening on {server.url} (health: {base}{HEALTH_PATH}); Ctrl-C stops",
@@ -93,6 +114,39 @@ class BotCommand:
                 await schedule
         print("emaildoctor bot: stopped", file=context.out)
         return 0
+
+
+def _require_credentials(slack: SlackSettings) -> None:
+    if slack.bot_token is None:
+        raise ConfigError(
+            "the bot needs the Slack app's bot token: set EMAILDOCTOR_SLACK__BOT_TOKEN (xoxb-…, OAuth & Permissions)"
+        )
+    if slack.mode is SlackMode.SOCKET and slack.app_token is None:
+        raise ConfigError("Socket Mode needs EMAILDOCTOR_SLACK__APP_TOKEN (an xapp-… token with connections:write)")
+    if slack.mode is SlackMode.HTTP and slack.signing_secret is None:
+        raise ConfigError(
+            "HTTP mode needs the Slack app's signing secret: set EMAILDOCTOR_SLACK__SIGNING_SECRET (Basic "
+            "Information → App Credentials), or EMAILDOCTOR_SLACK__MODE=socket with an app-level token"
+        )
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, not an address of this machine), before Slack is asked
+    anything; None when it can (the server binds it for real later)."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"the host name does not resolve ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return "the port is in use by another program" if exc.errno == errno.EADDRINUSE else str(exc.strerror)
+    return None
 
 
 COMMAND = BotCommand()

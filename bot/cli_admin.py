@@ -22,6 +22,7 @@ from bot.changes import parse_duration, parse_right
 from bot.pipeline import Pipeline, found_unchanged
 from bot.store import ChangeRecord, ChangeState, RequestKind, Store
 from graph.cli_signin import add_option, microsoft365
+from plugin.cli_output import add_output_option, wants_json
 from plugin.diagnosis import Right
 from plugin.directory import Directory
 from plugin.directory_files import FileDirectorySource
@@ -56,7 +57,12 @@ needs a right that is missing: a Send As denied predicted before it happens.
 
 examples:
   emaildoctor audit
-  emaildoctor audit --csv rights.csv --json > audit.json"""
+  emaildoctor audit --csv rights.csv --output json > audit.json
+  emaildoctor audit --csv - --quiet | grep disabled_trustee     # the CSV on stdout (the summary on stderr)
+  emaildoctor audit --quiet --fail-on predicted                  # for cron: exit 1 when a send will fail
+
+exit status: 0 done (and, with --fail-on, nothing of that kind found), 1 failed or --fail-on matched, 2 bad
+arguments or settings."""
 
 
 def change_json(change: ChangeRecord) -> dict[str, object]:
@@ -170,8 +176,15 @@ class AuditCommand:
     description = AUDIT_DESCRIPTION
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--csv", type=Path, metavar="FILE", help="also write one CSV row per grant to FILE")
-        parser.add_argument("--json", action="store_true", help="print the snapshot, diff and findings as JSON")
+        parser.add_argument(
+            "--csv", type=Path, metavar="FILE", help="also write one CSV row per grant to FILE ('-': to stdout)"
+        )
+        add_output_option(parser, "the snapshot, diff and findings")
+        parser.add_argument(
+            "--fail-on",
+            choices=FAIL_ON,
+            help="exit 1 when the audit has findings (any), or predicted send failures only (for cron)",
+        )
         parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
         add_option(parser)
 
@@ -181,8 +194,11 @@ class AuditCommand:
         from graph.audit_output import audit_json, write_audit_csv
         from plugin.clock import SystemClock
 
-        if args.csv is not None and not args.csv.parent.is_dir():
-            raise ConfigError(f"--csv: the folder {args.csv.parent} does not exist")
+        to_stdout = args.csv is not None and str(args.csv) == "-"
+        if to_stdout and wants_json(args):
+            raise ConfigError("--csv - and --output json both print to stdout: write the CSV to a file instead")
+        if args.csv is not None and not to_stdout and (problem := _csv_problem(args.csv)):
+            raise ConfigError(f"--csv {args.csv}: {problem}")
         settings = context.settings()
         clock = SystemClock()
         progress = None if args.quiet else _progress_printer(context)
@@ -202,13 +218,54 @@ class AuditCommand:
                 await store.append_audit(admin or actor(), "audit", {"mailboxes": report.snapshot.mailboxes}, "ok")
         if progress is not None:
             print(file=context.err)
-        if args.csv is not None:
-            with args.csv.open("w", encoding="utf-8", newline="") as stream:
-                rows = write_audit_csv(report, stream, secrets)
+        if to_stdout:
+            write_audit_csv(report, context.out, secrets)
+        elif args.csv is not None:
+            try:
+                with args.csv.open("w", encoding="utf-8", newline="") as stream:
+                    rows = write_audit_csv(report, stream, secrets)
+            except OSError as exc:  # the audit is saved in the store; only the file failed
+                print(f"emaildoctor audit: failed: cannot write {args.csv}: {exc.strerror or exc}", file=context.err)
+                return 1
             print(f"wrote {rows} rows to {args.csv}", file=context.err)
-        text = json.dumps(audit_json(report, audit.stats, secrets), indent=2) if args.json else render_audit(report)
-        print(redact(text, secrets), file=context.out)
-        return 0
+        if wants_json(args):
+            text = json.dumps(audit_json(report, audit.stats, secrets), indent=2)
+        else:
+            text = render_audit(report)
+        print(redact(text, secrets), file=context.err if to_stdout else context.out)
+        return 1 if _fails(report, args.fail_on) else 0
+
+
+FAIL_ON = ("findings", "predicted")
+
+
+def _fails(report: AuditReport, fail_on: str | None) -> bool:
+    from graph.audit_findings import FindingKind
+
+    if fail_on == "findings":
+        return bool(report.findings)
+    if fail_on == "predicted":
+        return any(f.kind is FindingKind.PREDICTED_SEND_FAILURE for f in report.findings)
+    return False
+
+
+def _csv_problem(path: Path) -> str | None:
+    """Why the CSV could not be written, checked before the audit runs (it takes minutes on a large tenant)."""
+    target = path.expanduser()
+    if target.is_dir():
+        return "is a folder: name a file, e.g. rights.csv"
+    folder = target.parent
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    existed = target.exists()
+    try:  # the only reliable test (permissions, read-only file systems, root): open it for writing
+        with target.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return f"cannot be written: {exc.strerror or exc}"
+    if not existed:
+        target.unlink(missing_ok=True)
+    return None
 
 
 def render_audit(report: AuditReport) -> str:

@@ -15,6 +15,7 @@ from graph.permissions_model import Grant, MailboxRights, TrusteeKind
 from graph.recipients import Recipient, look_up
 from graph.services import M365Services
 from plugin.addresses import is_address
+from plugin.cli_output import add_output_option, wants_json
 from plugin.directory_files import FileDirectorySource
 from plugin.doctor import Doctor
 from plugin.redact import redact
@@ -46,7 +47,7 @@ included). Read from the Exchange admin API with the emaildoctor app's permissio
 
 examples:
   emaildoctor perms alice@business.com
-  emaildoctor perms --trustee admin@business.com --json"""
+  emaildoctor perms --trustee admin@business.com --output json      (--json for short)"""
 
 
 def _print(context: CliContext, text: str, secrets: list[str]) -> None:
@@ -63,6 +64,9 @@ class TestCommand:
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        if not args.user.strip():
+            print("emaildoctor test: error: USER is empty: give a login, an email address or a name", file=context.err)
+            return 2
         settings = context.settings()
         secrets = list(settings.secret_values())
         directory = FileDirectorySource(settings.directory.path)
@@ -88,11 +92,14 @@ class PermsCommand:
         parser.add_argument("--trustee", metavar="USER", help="reverse lookup: what USER holds on other mailboxes")
         parser.add_argument("--all", action="store_true", help="also list Exchange's own inherited system entries")
         add_option(parser)
-        parser.add_argument("--json", action="store_true", help="print JSON")
+        add_output_option(parser, "the mailbox's rights, or the trustee's grants")
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
+        if any(value is not None and not value.strip() for value in (args.mailbox, args.trustee)):
+            print("emaildoctor perms: error: MAILBOX or --trustee is empty: give an address", file=context.err)
+            return 2
         if bool(args.mailbox) == bool(args.trustee):
-            print("emaildoctor perms: give a MAILBOX, or --trustee USER (one of the two)", file=context.err)
+            print("emaildoctor perms: error: give a MAILBOX, or --trustee USER (one of the two)", file=context.err)
             return 2
         settings = context.settings()
         secrets = list(settings.secret_values())
@@ -105,7 +112,7 @@ class PermsCommand:
                 rights = await marked(m365.exchange, await m365.permissions.show(args.mailbox))
                 data = rights.to_json()
                 text = _render_show(rights, everything=args.all)
-        _print(context, json.dumps(data, indent=2) if args.json else text, secrets)
+        _print(context, json.dumps(data, indent=2) if wants_json(args) else text, secrets)
         return 0
 
 

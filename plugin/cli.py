@@ -1,10 +1,13 @@
 """The ``emaildoctor`` command line.
 
 Each package contributes its subcommands through the ``emaildoctor.commands`` entry-point group
-(``pyproject.toml``), so the core never imports Microsoft 365, Slack or sandbox code: ``smtp-test``
-and ``check`` come from here (``check`` runs the checks other packages add through ``emaildoctor.checks``,
-:mod:`plugin.checks`), ``test``/``perms`` from :mod:`graph`, ``grant``/``revoke``/``audit``/``bot`` from
-:mod:`bot`, ``sandbox``/``demo`` from :mod:`sandbox`.
+(``pyproject.toml``), so the core never imports Microsoft 365, Slack or sandbox code: ``smtp-test``,
+``check`` and ``completion`` come from here, ``test``/``perms`` from :mod:`graph`,
+``grant``/``revoke``/``audit``/``bot`` from :mod:`bot`, ``sandbox``/``demo`` from :mod:`sandbox`.
+
+The entry points name :class:`plugin.commands.LazyCommand` descriptions: ``emaildoctor --help`` and
+``--version`` import neither the commands nor the settings model; the chosen subcommand's module is imported
+only once it is known (its own ``--help`` included).
 
 Exit status: 0 success, 1 a failure that was diagnosed, 2 bad arguments or settings (nothing
 changed), 130 interrupted.
@@ -13,20 +16,20 @@ changed), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points, version
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from dotenv import dotenv_values
+from plugin import paths
+from plugin.commands import LazyCommand
+from plugin.validate import ca_file_problem, port_problem
 
-from plugin.errors import ConfigError, EmailDoctorError
-from plugin.redact import redact
-from plugin.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from plugin.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -34,7 +37,19 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 # The order in which `emaildoctor --help` lists the commands: the everyday ones first.
-_ORDER = ("test", "check", "smtp-test", "perms", "grant", "revoke", "audit", "bot", "sandbox", "demo")
+_ORDER = (
+    "test",
+    "check",
+    "smtp-test",
+    "perms",
+    "grant",
+    "revoke",
+    "audit",
+    "bot",
+    "sandbox",
+    "demo",
+    "completion",
+)
 
 
 class Command(Protocol):
@@ -45,6 +60,9 @@ class Command(Protocol):
     def configure(self, parser: argparse.ArgumentParser) -> None: ...
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int: ...
+
+
+Entry = Command | LazyCommand
 
 
 @dataclass
@@ -58,19 +76,56 @@ class CliContext:
     _settings: Settings | None = field(default=None, init=False)
 
     def settings(self) -> Settings:
+        from plugin.settings import load_settings
+
         if self._settings is None:
             self._settings = load_settings(self.env_file)
         return self._settings
 
     def secrets(self) -> list[str]:
         """Secret values known at the edge, for :func:`plugin.redact.redact`."""
+        from plugin.errors import ConfigError
+
         try:
             return list(self.settings().secret_values())
         except ConfigError:
             return []
 
 
-def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
+def where_things_live() -> str:
+    """The epilog's last section: where settings, the directory file and the store are when not set."""
+    return (
+        "where things live (defaults; each is a setting):\n"
+        "  settings   EMAILDOCTOR_* environment variables, ./.env, or --env-file FILE\n"
+        f"  directory  {paths.default_directory_path()}  (EMAILDOCTOR_DIRECTORY__PATH)\n"
+        f"  store      {paths.default_store_url()}  (EMAILDOCTOR_STORE__URL)\n"
+        "  The CLI and the bot must share the store: a `grant --for` is revoked by the bot's scheduler."
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("emaildoctor")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout that is not installed
+        return "unknown"
+
+
+class _Version(argparse.Action):
+    """``--version``: reads the installed metadata only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"emaildoctor {_version()}")
+        parser.exit()
+
+
+def build_parser(commands: Sequence[Entry], chosen: str | None = None) -> argparse.ArgumentParser:
+    """The parser; a :class:`LazyCommand` is loaded and configured only when it is ``chosen`` (commands that are
+    not lazy are configured always)."""
     parser = argparse.ArgumentParser(
         prog="emaildoctor",
         description=(
@@ -83,12 +138,15 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
             "  emaildoctor smtp-test --host smtp.office365.com --user admin@business.com \\\n"
             "      --password-env ADMIN_SMTP_PASSWORD --from alice@business.com\n"
             "  emaildoctor perms alice@business.com        who may send as / on behalf of alice@\n"
-            "  emaildoctor sandbox --env-file .env         a local Microsoft 365 + Slack to try it all\n\n"
-            "Settings come from EMAILDOCTOR_* environment variables and a .env file; see README.md."
+            "  emaildoctor sandbox --env-file .env         a local Microsoft 365 + Slack to try it all\n"
+            "  emaildoctor completion bash > ~/.local/share/bash-completion/completions/emaildoctor\n\n"
+            + where_things_live()
+            + "\n\nSettings are described in README.md (Settings). Exit status: 0 success, 1 a diagnosed failure, "
+            "2 bad arguments or settings."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('emaildoctor')}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument(
         "--env-file",
         type=Path,
@@ -97,7 +155,12 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
         help="read settings (EMAILDOCTOR_…) and secrets named by the directory from FILE (default: .env)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in commands:
+    for entry in commands:
+        if isinstance(entry, LazyCommand) and entry.name != chosen:
+            sub = subparsers.add_parser(entry.name, help=entry.summary)
+            sub.set_defaults(_command=entry)
+            continue
+        command: Command = entry.load() if isinstance(entry, LazyCommand) else entry
         sub = subparsers.add_parser(
             command.name,
             help=command.help,
@@ -109,47 +172,153 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
     return parser
 
 
-def discover_commands() -> list[Command]:
-    found: dict[str, Command] = {}
+def discover_commands() -> list[Entry]:
+    """The installed commands, as their entry points name them (lazy descriptions: nothing heavy is imported)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Entry] = {}
     for entry in entry_points(group="emaildoctor.commands"):
-        command: Command = entry.load()
+        command: Entry = entry.load()
         found[command.name] = command
     rank = {name: index for index, name in enumerate(_ORDER)}
     return sorted(found.values(), key=lambda c: (rank.get(c.name, len(rank)), c.name))
 
 
+def chosen_command(argv: Sequence[str], names: set[str]) -> str | None:
+    """The subcommand ``argv`` names: the first word that is not an option of ``emaildoctor`` itself."""
+    at = _command_position(argv)
+    return argv[at] if at is not None and argv[at] in names else None
+
+
+def _command_position(argv: Sequence[str]) -> int | None:
+    skip = False
+    for at, word in enumerate(argv):
+        if skip:
+            skip = False
+        elif word == "--env-file":
+            skip = True
+        elif word != "--" and not word.startswith("-"):
+            return at
+    return None
+
+
 def _environ(env_file: Path | None) -> dict[str, str]:
     """The process environment over the .env file: secrets the directory names may live in either."""
+    from dotenv import dotenv_values
+
     path = env_file or Path(".env")
     values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
     values.update(os.environ)
     return values
 
 
+def _env_file_problem(path: Path) -> str | None:
+    """None when ``path`` is a readable UTF-8 text file."""
+    try:
+        path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "no such file"
+    except IsADirectoryError:
+        return "is a folder, not a file"
+    except UnicodeDecodeError:
+        return "is not a UTF-8 text file"
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    return None
+
+
+def common_argument_problem(args: argparse.Namespace) -> str | None:
+    """Options several commands share, checked the same way everywhere: ``--port`` and ``--ca-file``."""
+    port = getattr(args, "port", None)
+    any_port = getattr(getattr(args, "_command", None), "port_zero_means_any", False)  # a server: 0 picks one
+    if isinstance(port, int) and (problem := port_problem(port, allow_zero=any_port)):
+        return f"--port {problem}"
+    ca_file = getattr(args, "ca_file", None)
+    if isinstance(ca_file, Path) and (problem := ca_file_problem(ca_file)):
+        return f"--ca-file: {problem}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    parser = build_parser(discover_commands())
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = discover_commands()
+    chosen = chosen_command(words, {c.name for c in commands})
+    early = _early_settings(words, next((c for c in commands if c.name == chosen), None), err)
+    if isinstance(early, int):
+        return early
+    parser = build_parser(commands, chosen)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # argparse has printed the usage message already
         return int(exc.code or 0)
-    if args.env_file is not None and not args.env_file.is_file():
-        print(f"emaildoctor: error: --env-file {args.env_file}: no such file", file=err)
+    name = args.command
+    if args.env_file is not None and (problem := _env_file_problem(args.env_file)):
+        print(f"emaildoctor: error: --env-file {args.env_file}: {problem}", file=err)
+        return EXIT_USAGE
+    if problem := common_argument_problem(args):
+        print(f"emaildoctor {name}: error: {problem}", file=err)
         return EXIT_USAGE
     context = CliContext(env_file=args.env_file, environ=_environ(args.env_file), out=out, err=err)
-    command: Command = args._command
+    context._settings = early
+    return _run(args, context)
+
+
+def _early_settings(words: list[str], entry: Entry | None, err: TextIO) -> Settings | int | None:
+    """Settings loaded before a lazy command's module is imported (see :attr:`LazyCommand.reads_settings`); an exit
+    status when they (or the ``--env-file`` holding them) are unusable; None when not wanted (help, or a command
+    that reads none)."""
+    if not isinstance(entry, LazyCommand) or not entry.reads_settings or {"-h", "--help"} & set(words):
+        return None
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--env-file", type=Path)
+    known, _ = early.parse_known_args(words[: _command_position(words)])
+    if known.env_file is not None and (problem := _env_file_problem(known.env_file)):
+        print(f"emaildoctor: error: --env-file {known.env_file}: {problem}", file=err)
+        return EXIT_USAGE
+    from plugin.errors import ConfigError
+    from plugin.settings import load_settings
+
+    try:
+        return load_settings(known.env_file)
+    except ConfigError as exc:  # its messages name settings, never their values
+        print(f"emaildoctor {entry.name}: error: {exc}", file=err)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace, context: CliContext) -> int:
+    import asyncio
+
+    from plugin.errors import ConfigError, EmailDoctorError
+    from plugin.redact import redact
+
+    entry: Entry = args._command
+    command: Command = entry.load() if isinstance(entry, LazyCommand) else entry
+    err = context.err
     try:
         return asyncio.run(command.run(args, context))
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `emaildoctor … | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except ConfigError as exc:
         print(f"emaildoctor {command.name}: error: {redact(str(exc), context.secrets())}", file=err)
         return EXIT_USAGE
     except EmailDoctorError as exc:
         code = f" [{exc.code}]" if exc.code else ""
         print(f"emaildoctor {command.name}: failed{code}: {redact(str(exc), context.secrets())}", file=err)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "no message", context.secrets())
+        print(
+            f"emaildoctor {command.name}: failed: unexpected {type(exc).__name__}: {detail} "
+            "(please report this as a bug)",
+            file=err,
+        )
         return EXIT_FAILED
 
 

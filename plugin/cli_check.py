@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from plugin.checks import AREAS, CheckReport, discover_providers, render, run_checks
+from plugin.cli_output import add_output_option, wants_json
 from plugin.redact import redact
 from plugin.settings import Settings
 
@@ -35,14 +36,14 @@ class CheckCommand:
     description = DESCRIPTION
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--json", action="store_true", help='print {"ok": …, "checks": [{name, ok, detail, fix}]}')
+        add_output_option(parser, '{"ok": …, "checks": [{name, ok, detail, fix}]}')
         parser.add_argument("--only", choices=AREAS, action="append", metavar="AREA", help=f"one of {', '.join(AREAS)}")
 
     async def run(self, args: argparse.Namespace, context: CliContext) -> int:
         settings = context.settings()
         secrets = [*settings.secret_values(), *directory_secrets(settings, context.environ)]
         report = await check_setup(settings, context.environ, frozenset(args.only or AREAS), secrets)
-        if args.json:
+        if wants_json(args):
             print(redact(json.dumps(report.to_json(), indent=2, ensure_ascii=False), secrets), file=context.out)
         else:
             render(report, context.out)

@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from plugin.addresses import is_helo_name
 from plugin.errors import ConfigError
+from plugin.paths import default_directory_path, default_store_url
+from plugin.validate import ca_file_problem, host_problem
 
 
 class Security(StrEnum):
@@ -44,6 +46,19 @@ class SlackMode(StrEnum):
 
 
 _Timeout = Annotated[float, Field(gt=0, le=600)]
+
+
+def _not_blank(value: object) -> object:
+    """An empty variable (``EMAILDOCTOR_M365__CA_FILE=``) is a mistake, not a request for the working directory."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty: name a file, or leave the setting out")
+    return value
+
+
+def _ca_file(value: Path | None) -> Path | None:
+    if value is not None and (problem := ca_file_problem(value)):
+        raise ValueError(problem)
+    return value
 
 
 class _Section(BaseModel):
@@ -77,6 +92,16 @@ class M365Settings(_Section):
     readback_seconds: Annotated[float, Field(ge=0, le=3600)] = 120.0
     """How long a grant or revoke re-reads Exchange (with back-off) until its reads show the change; after that
     the change is reported as done but 'not visible in Exchange yet'."""
+
+    @field_validator("ca_file", "certificate_path", mode="before")
+    @classmethod
+    def _path_given(cls, value: object) -> object:
+        return _not_blank(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _pem_bundle(cls, value: Path | None) -> Path | None:
+        return _ca_file(value)
 
     @field_validator("authority_host", "graph_url", "exchange_url")
     @classmethod
@@ -171,6 +196,7 @@ class SlackSettings(_Section):
     ca_file: Path | None = None
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 3000
+    """HTTP mode: the port the bot listens on (0: any free port)."""
     it_usergroup_id: str | None = None
     """Members of this Slack user group (``S…``) may approve and grant."""
     it_user_ids: Annotated[tuple[str, ...], NoDecode] = ()
@@ -195,6 +221,23 @@ class SlackSettings(_Section):
     """How long IT membership is cached for read-only commands; approvals and changes always ask Slack afresh."""
     ready_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
     """How long /readyz reuses its last answer, so that probes do not ask Microsoft for a token every second."""
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _path_given(cls, value: object) -> object:
+        return _not_blank(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _pem_bundle(cls, value: Path | None) -> Path | None:
+        return _ca_file(value)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if problem := host_problem(value):
+            raise ValueError(problem)
+        return value.strip()
 
     @field_validator("api_url")
     @classmethod
@@ -234,6 +277,16 @@ class SmtpDefaults(_Section):
     test_recipient: str | None = None
     """Send test messages here instead of to the user's own address."""
 
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _path_given(cls, value: object) -> object:
+        return _not_blank(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _pem_bundle(cls, value: Path | None) -> Path | None:
+        return _ca_file(value)
+
     @field_validator("helo_name")
     @classmethod
     def _helo(cls, value: str | None) -> str | None:
@@ -243,12 +296,15 @@ class SmtpDefaults(_Section):
 
 
 class StoreSettings(_Section):
-    url: str = "sqlite:///emaildoctor.db"
-    """SQLAlchemy URL: ``sqlite:///path.db`` (one process) or ``postgresql://user@host/db`` (replicas)."""
+    url: str = Field(default_factory=default_store_url)
+    """SQLAlchemy URL: ``sqlite:///path.db`` (one process) or ``postgresql://user@host/db`` (replicas). Default:
+    ``emaildoctor.db`` in the per-user data folder (:mod:`plugin.paths`), whatever the working directory; the CLI
+    and the bot must share it for ``grant --for`` to be revoked."""
 
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
+        value = value.strip()
         if not value.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgresql+psycopg:")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
@@ -289,8 +345,13 @@ class ChangeSettings(_Section):
 
 
 class DirectorySettings(_Section):
-    path: Path = Path("sandbox/examples/directory.yaml")
+    path: Path = Field(default_factory=default_directory_path)
     """Employee list and system outgoing mail server: a YAML file, or a CSV export of the employee list."""
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_given(cls, value: object) -> object:
+        return _not_blank(value)
 
 
 class Settings(BaseSettings):
@@ -303,13 +364,13 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    m365: M365Settings = M365Settings()
-    slack: SlackSettings = SlackSettings()
-    smtp: SmtpDefaults = SmtpDefaults()
-    store: StoreSettings = StoreSettings()
-    changes: ChangeSettings = ChangeSettings()
-    directory: DirectorySettings = DirectorySettings()
-    limits: LimitSettings = LimitSettings()
+    m365: M365Settings = Field(default_factory=M365Settings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    smtp: SmtpDefaults = Field(default_factory=SmtpDefaults)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    changes: ChangeSettings = Field(default_factory=ChangeSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     def secret_values(self) -> Iterator[str]:
         """Every secret these settings hold, for the redactor."""
@@ -336,6 +397,8 @@ def load_settings(env_file: Path | None = None, overrides: Mapping[str, Any] | N
 
 
 def _describe(exc: ValidationError) -> str:
+    """One line for one bad setting (``invalid setting m365.ca_file (EMAILDOCTOR_M365__CA_FILE): …``), a list for
+    several."""
     lines = ["invalid settings:"]
     for error in exc.errors():
         location = [str(part) for part in error["loc"]]
@@ -344,4 +407,6 @@ def _describe(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         where = f"{dotted} ({env})" if dotted else "settings"
         lines.append(f"  {where}: {message}")
+    if len(lines) == 2:
+        return "invalid setting " + lines[1].strip()
     return "\n".join(lines)

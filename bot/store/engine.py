@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.store.errors import StoreError
 from plugin.errors import ConfigError
+from plugin.paths import data_dir
 from plugin.redact import redact
 
 WRITE_OPTION = "emaildoctor_store_write"
@@ -46,6 +48,7 @@ def async_url(url: str) -> URL:
     if backend == "sqlite" and driver in ("", "aiosqlite"):
         if parsed.database in (None, "", ":memory:"):
             raise ConfigError("store.url: an in-memory SQLite database cannot be shared; use sqlite:///path.db")
+        _sqlite_folder(Path(parsed.database))
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend == "postgresql" and driver in ("", "psycopg"):
         return parsed.set(drivername="postgresql+psycopg")
@@ -54,11 +57,31 @@ def async_url(url: str) -> URL:
     )
 
 
+def _sqlite_folder(path: Path) -> None:
+    """The default store's folder (the per-user data folder) is created; any other folder must exist, so that a
+    mistyped path is named instead of SQLite's "unable to open database file"."""
+    folder = path.expanduser().parent
+    if folder.is_dir():
+        return
+    if folder == data_dir():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"store.url: cannot create the folder {folder}: {exc.strerror or exc}") from exc
+        return
+    raise ConfigError(f"store.url (EMAILDOCTOR_STORE__URL): the folder {folder} does not exist")
+
+
 def create_store_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine for ``url``, prepared for the store. Does no I/O."""
+    """An async engine for ``url``, prepared for the store. Does no I/O (beyond creating the default SQLite
+    store's folder)."""
     parsed = async_url(url)
     if parsed.get_backend_name() == "postgresql":
         options.setdefault("pool_pre_ping", True)
+        if "client_encoding" not in parsed.query:
+            # A database created with ENCODING 'SQL_ASCII' would hand back bytes instead of text; ask for UTF-8
+            # (SQL_ASCII stores the bytes as they are, so what the store writes reads back the same).
+            options.setdefault("connect_args", {}).setdefault("client_encoding", "utf8")
     engine = create_async_engine(parsed, **options)
     prepare_engine(engine)
     return engine
@@ -133,10 +156,21 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else 'no message'}"
 
 
+def _migration_errors() -> tuple[type[Exception], ...]:
+    """Alembic's errors, if Alembic is imported at all: it is only for migrations, not a dependency of every command
+    that touches the store."""
+    util = sys.modules.get("alembic.util")
+    error: type[Exception] | None = getattr(util, "CommandError", None)
+    return (error,) if error is not None else ()
+
+
 @contextmanager
 def translated(operation: str, secrets: Iterable[str] = ()) -> Iterator[None]:
     """Turn SQLAlchemy, Alembic and driver (sqlite3, psycopg) errors raised inside the block into :class:`StoreError`."""
     try:
         yield
-    except (SQLAlchemyError, CommandError, sqlite3.Error, psycopg.Error) as exc:
+    except Exception as exc:
+        # Alembic's errors are looked up now: the block itself may have imported it (a migration).
+        if not isinstance(exc, (SQLAlchemyError, sqlite3.Error, psycopg.Error, *_migration_errors())):
+            raise
         raise StoreError(f"store: could not {operation}: {redact(describe(exc), secrets)}") from exc
