@@ -154,6 +154,18 @@ def build_parser(commands: Sequence[Entry], chosen: str | None = None) -> argpar
         metavar="FILE",
         help="read settings (EMAILDOCTOR_…) and secrets named by the directory from FILE (default: .env)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as key=value text (default) or one JSON object per line, on stderr",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=None,
+        help="the least severe log lines written (default: info for `bot`, warning for the other commands)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for entry in commands:
         if isinstance(entry, LazyCommand) and entry.name != chosen:
@@ -190,12 +202,16 @@ def chosen_command(argv: Sequence[str], names: set[str]) -> str | None:
     return argv[at] if at is not None and argv[at] in names else None
 
 
+_VALUED_OPTIONS = frozenset({"--env-file", "--log-format", "--log-level"})
+"""Options of ``emaildoctor`` itself that take a value (the next word is not the command)."""
+
+
 def _command_position(argv: Sequence[str]) -> int | None:
     skip = False
     for at, word in enumerate(argv):
         if skip:
             skip = False
-        elif word == "--env-file":
+        elif word in _VALUED_OPTIONS:
             skip = True
         elif word != "--" and not word.startswith("-"):
             return at
@@ -297,6 +313,7 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
     command: Command = entry.load() if isinstance(entry, LazyCommand) else entry
     err = context.err
     try:
+        _configure_logging(args, command.name, context)
         return asyncio.run(command.run(args, context))
     except KeyboardInterrupt:
         print("interrupted", file=err)
@@ -320,6 +337,14 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
             file=err,
         )
         return EXIT_FAILED
+
+
+def _configure_logging(args: argparse.Namespace, name: str, context: CliContext) -> None:
+    """Structured log lines on stderr (:mod:`plugin.logs`), redacted with the settings' secrets."""
+    from plugin.logs import configure_logging
+
+    level = args.log_level or ("info" if name == "bot" else "warning")
+    configure_logging(args.log_format, level, context.secrets(), stream=context.err)
 
 
 if __name__ == "__main__":  # pragma: no cover
