@@ -154,7 +154,9 @@ class SmtpTestCommand:
         secrets = [*context.secrets()]
         if request.password is not None:
             secrets.append(request.password.get_secret_value())
-        reporter = progress_for(context.err, enabled=not args.json, verbose=args.verbose, secrets=secrets)
+        reporter = progress_for(
+            context.err, enabled=not args.json, verbose=args.verbose, prefix="smtp-test: ", secrets=secrets
+        )
         with reporter:
             result = await run_probe(request, secrets=secrets, progress=reporter)
         if args.json:

@@ -167,7 +167,7 @@ class _Session:
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             self.timings[str(stage)] = round(self.timings.get(str(stage), 0.0) + elapsed, 1)
-            self.progress.done(str(stage), ok, f"{elapsed:.1f} ms")
+            self.progress.done(str(stage), ok, f"{elapsed:8.1f} ms")
 
     # -- stages -------------------------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ class PlainProgress(Reporter):
 
     def done(self, label: str, ok: bool | None, detail: str = "") -> None:
         if not self._verbose:
-            self._write(f"{MARKS[ok]} {label}" + (f": {detail}" if detail else ""))
+            self._write(f"{MARKS[ok]} {label}" + (f": {detail.strip()}" if detail.strip() else ""))
 
     def line(self, text: str) -> None:
         if self._verbose:

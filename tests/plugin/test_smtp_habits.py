@@ -124,7 +124,7 @@ def test_ca_file_that_is_not_pem(tmp_path: Path) -> None:
     for content in (b"", b"this is not a certificate\n", b"-----BEGIN CERTIFICATE-----\nnot base64\n"):
         path = tmp_path / "ca.pem"
         path.write_bytes(content)
-        code, out, err = run(*BASE, "--host", "localhost", "--ca-file", str(path))
+        code, _, err = run(*BASE, "--host", "localhost", "--ca-file", str(path))
         assert code == 2, err
         assert f"--ca-file: {path} is not a PEM certificate" in err
         assert "TLS" not in err.replace("PEM", "")  # not a TLS version problem
