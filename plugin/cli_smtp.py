@@ -64,20 +64,25 @@ EXIT_CODES = {
     Stage.TLS: 29,
 }
 EXIT_AFTER_DATA = 26
-EPILOG = """\
-exit status (swaks's numbers where they fit; swaks's 2, "cannot connect", is 20 here):
-   0  the send succeeded, or every stage up to --quit-after did
-   1  it failed in a way no stage below names (the diagnosis says why)
-   2  bad arguments or settings (nothing was sent)
-  20  cannot connect (name not found, refused, unreachable, timed out)
-  21  the greeting (banner) was refused or never came
-  22  EHLO/HELO refused
-  23  MAIL FROM refused (e.g. Send As denied at the envelope)
-  24  RCPT TO refused
-  25  DATA refused
-  26  the message was refused after it was sent (e.g. Send As denied, quota)
-  28  AUTH failed (wrong password, SMTP AUTH disabled, method not offered, token refused)
-  29  TLS failed (STARTTLS missing, handshake, certificate, wrong TLS mode for the port)"""
+EXIT_TABLE = (
+    (0, "the send succeeded, or every stage up to --quit-after did"),
+    (1, "it failed in a way no code below names (the diagnosis says why)"),
+    (2, "bad arguments or settings (nothing was sent)"),
+    (20, "cannot connect (name not found, refused, unreachable, timed out)"),
+    (21, "the greeting (banner) was refused or never came"),
+    (22, "EHLO/HELO refused"),
+    (23, "MAIL FROM refused (e.g. Send As denied at the envelope)"),
+    (24, "RCPT TO refused"),
+    (25, "DATA refused"),
+    (26, "the message was refused after it was sent (e.g. Send As denied, quota)"),
+    (28, "AUTH failed (wrong password, SMTP AUTH disabled, method not offered, token refused)"),
+    (29, "TLS failed (STARTTLS missing, handshake, certificate, wrong TLS mode for the port)"),
+)
+"""smtp-test's exit codes: swaks's numbers where they fit (21-29); swaks's 2, "cannot connect", is 20 here, since 2
+means bad arguments for every emaildoctor command."""
+EPILOG = "exit status (swaks's numbers where they fit; swaks's 2, \"cannot connect\", is 20 here):\n" + "\n".join(
+    f"  {code:>2}  {words}" for code, words in EXIT_TABLE
+)
 _HOST_PORT = re.compile(r"^\[(?P<v6>[^\]]+)\]:(?P<port6>\d+)$|^(?P<host>[^:\[\]]+):(?P<port>\d+)$")
 
 
