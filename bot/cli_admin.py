@@ -23,6 +23,7 @@ from bot.store import ChangeRecord, ChangeState, RequestKind, Store
 from graph.cli_signin import add_option, microsoft365
 from plugin.directory_files import FileDirectorySource
 from plugin.errors import ConfigError
+from plugin.progress import LiveProgress, Reporter, progress_for
 from plugin.redact import redact
 from plugin.resolve import RIGHT_WORDS
 
@@ -156,7 +157,8 @@ class AuditCommand:
             raise ConfigError(f"--csv: the folder {args.csv.parent} does not exist")
         settings = context.settings()
         clock = SystemClock()
-        progress = None if args.quiet else _progress_printer(context)
+        live = progress_for(context.err, enabled=not args.quiet)  # a rich spinner on a terminal
+        progress = None if args.quiet else _progress_printer(context, live)
         async with microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock) as (
             m365,
             admin,
@@ -166,12 +168,13 @@ class AuditCommand:
             async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
                 previous = await previous_snapshot_from(store)
                 audit = TenantAudit(m365.exchange, m365.directory, clock=clock, progress=progress)
-                report = await audit.run(directory=directory, previous=previous)
+                with live:  # started after sign-in, so a device-login prompt is never overdrawn
+                    report = await audit.run(directory=directory, previous=previous)
                 snapshot = report.snapshot.to_json()
                 grants = snapshot.pop("grants")
                 await store.save_snapshot(report.snapshot.taken_at, snapshot, grants)
                 await store.append_audit(admin or actor(), "audit", {"mailboxes": report.snapshot.mailboxes}, "ok")
-        if progress is not None:
+        if progress is not None and not isinstance(live, LiveProgress):
             print(file=context.err)
         if args.csv is not None:
             with args.csv.open("w", encoding="utf-8", newline="") as stream:
@@ -203,9 +206,9 @@ def render_audit(report: AuditReport) -> str:
     return "\n".join(lines)
 
 
-def _progress_printer(context: CliContext) -> Callable[[AuditProgress], None]:
+def _progress_printer(context: CliContext, live: Reporter) -> Callable[[AuditProgress], None]:
     stream = context.err
-    interactive = stream.isatty() if hasattr(stream, "isatty") else False
+    interactive = isinstance(live, LiveProgress)
 
     last_at, last_phase = 0.0, ""
 
@@ -217,7 +220,10 @@ def _progress_printer(context: CliContext) -> Callable[[AuditProgress], None]:
         last_at, last_phase = now, progress.phase
         total = str(progress.mailboxes_listed) + ("" if progress.listing_complete else "+")
         line = f"audit: {progress.phase}: {progress.mailboxes_done}/{total} mailboxes"
-        print(("\r" + line) if interactive else line, end="" if interactive else "\n", file=stream, flush=True)
+        if interactive:
+            live.update(line)
+        else:
+            print(line, file=stream, flush=True)
 
     return show
 

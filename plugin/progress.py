@@ -83,6 +83,9 @@ class Reporter:
     def step(self, text: str) -> None:
         return None
 
+    def update(self, text: str) -> None:
+        """New words for the current step (a count going up); the seconds keep counting from the step's start."""
+
     def done(self, label: str, ok: bool | None, detail: str = "") -> None:
         return None
 
@@ -157,6 +160,12 @@ class LiveProgress(Reporter):
         with self._lock:
             self._step, self._since = self._clean(text), time.monotonic()
         self._live.refresh()
+
+    def update(self, text: str) -> None:
+        with self._lock:
+            if self._step is None:
+                self._since = time.monotonic()
+            self._step = self._clean(text)
 
     def done(self, label: str, ok: bool | None, detail: str = "") -> None:
         with self._lock:
