@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import re
 import socket
 import ssl
 import time
@@ -28,11 +27,10 @@ from plugin.probe_request import ProbeRequest, ProbeResult, TlsInfo, check_reque
 from plugin.progress import NULL_PROGRESS, Progress, stage_wait
 from plugin.replies import Reply, parse_reply
 from plugin.settings import Security
-from plugin.testmessage import build_test_message, new_test_id
+from plugin.testmessage import build_test_message, new_test_id, wire_bytes
 from plugin.transcript import Transcript
 
 T = TypeVar("T")
-_DOTS = re.compile(rb"(?m)^\.")
 
 
 class _Failed(Exception):  # noqa: N818 - control flow inside the session, never escapes it
@@ -301,12 +299,10 @@ class _Session:
             self.transcript.sent(f"{name}: {value}")
         self.transcript.sent("[the message body]" if r.body is not None else "[test message body]")
         self.transcript.sent(".")
-        payload = message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        payload = _DOTS.sub(b"..", payload) + b".\r\n"
         protocol = smtp.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        protocol.write(payload)
+        protocol.write(wire_bytes(message))
         response = await protocol.read_response(timeout=r.timeout)
         self.transcript.received(response.code, response.message)
         if response.code != 250:

@@ -16,6 +16,7 @@ from email.utils import format_datetime
 from plugin.addresses import has_control_characters
 
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322: printable ASCII except the colon
+_DOTS = re.compile(rb"(?m)^\.")
 FIXED_HEADERS = ("message-id", "x-emaildoctor-test-id")
 """Headers --header may not replace: they identify the test message."""
 
@@ -77,3 +78,9 @@ def build_test_message(
         )
     message.set_content(body)
     return message
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as DATA sends it: CRLF line ends, leading dots doubled, the final ``.`` line."""
+    payload = message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return _DOTS.sub(b"..", payload) + b".\r\n"
