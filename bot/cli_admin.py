@@ -111,7 +111,9 @@ class ChangeCommand:
                 record = await pipeline.record(
                     RequestKind(self.name), right, args.mailbox, args.trustee, by=who, duration=duration
                 )
-                change = await pipeline.drive(record.id) or await store.get_change(record.id)
+                with progress_for(context.err, enabled=not args.json) as live:  # a spinner on a terminal only
+                    live.step(f"{self.name} {args.right} {args.trustee} on {args.mailbox}: Exchange, then a read-back")
+                    change = await pipeline.drive(record.id) or await store.get_change(record.id)
         ok = change.state is ChangeState.VERIFIED
         if args.json:
             text = json.dumps(change_json(change), indent=2)
