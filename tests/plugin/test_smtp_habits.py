@@ -3,6 +3,7 @@ password rule off a terminal, the per-stage exit codes, and settings refused bef
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from plugin.classify import Stage
 from plugin.cli import main
 from plugin.cli_smtp import EXIT_CODES, exit_code, read_body, split_host
 from plugin.errors import ConfigError
-from plugin.probe_request import ProbeResult
+from plugin.probe_diagnosis import CLI_SOURCE, auth_advice
+from plugin.probe_request import ProbeRequest, ProbeResult
+from plugin.settings import Security
 from plugin.testmessage import build_test_message, parse_header
 
 BASE = ["smtp-test", "--from", "admin@business.com"]
@@ -138,3 +141,27 @@ def test_help_documents_the_exit_codes_and_habits(capsys: pytest.CaptureFixture[
         assert words in out
     for number in ("20", "21", "22", "23", "24", "25", "26", "28", "29"):
         assert f"\n  {number}  " in out
+
+
+async def _token() -> str:
+    return "token"
+
+
+def test_auth_advice_names_what_the_server_offers() -> None:
+    cli = ProbeRequest("h", 587, Security.STARTTLS, "a@b.example", "a@b.example", user="a@b.example")
+    cli = dataclasses.replace(cli, server_source=CLI_SOURCE)
+    assert auth_advice(("login", "xoauth2"), "plain", cli).startswith(
+        "The server offers LOGIN, XOAUTH2; use --auth login"
+    )
+    assert auth_advice(("xoauth2",), "plain", cli).startswith(
+        "The server offers XOAUTH2: no password sign-in. Sign in with OAuth (XOAUTH2) instead (smtp-test --oauth)"
+    )
+    oauth = dataclasses.replace(cli, token_source=_token)
+    assert auth_advice(("plain", "login"), "xoauth2", oauth).startswith(
+        "The server offers PLAIN, LOGIN, not XOAUTH2; sign in with a password instead (--password-env or "
+        "--password-file, --auth plain)"
+    )
+    assert "none of which emaildoctor can use" in auth_advice(("cram-md5", "ntlm"), "plain", cli)
+    directory = dataclasses.replace(cli, server_source="the system Outgoing Mail Server")
+    advice = auth_advice(("login",), "plain", directory)
+    assert advice.startswith("The server offers LOGIN; use LOGIN for this account") and "--auth" not in advice
