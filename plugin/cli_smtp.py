@@ -154,7 +154,8 @@ class SmtpTestCommand:
         settings = context.settings()
         request = build_request(args, context, settings)
         check_request(request)  # every settings problem before a password is asked for
-        if request.user and request.password is None and request.token_source is None:
+        signs_in = request.quit_after not in (Stage.CONNECT, Stage.BANNER, Stage.EHLO, Stage.TLS)
+        if request.user and request.password is None and request.token_source is None and signs_in:
             request = dataclasses.replace(request, password=ask_password(request.user))
         secrets = [*context.secrets()]
         if request.password is not None:

@@ -123,6 +123,12 @@ def test_refused_before_anything_is_sent(args: list[str], words: str, capsys: py
     assert out == "" and "Traceback" not in err
 
 
+def test_no_password_is_asked_when_quitting_before_auth() -> None:
+    code, out, err = run(*BASE, "--host", "localhost", "--port", "1", "--user", "a@b.example", "--quit-after", "tls")
+    assert "needs a password" not in err and code == 20  # it tried to connect (nothing listens on port 1)
+    assert "FAILED at connect" in out
+
+
 def test_ca_file_that_is_not_pem(tmp_path: Path) -> None:
     for content in (b"", b"this is not a certificate\n", b"-----BEGIN CERTIFICATE-----\nnot base64\n"):
         path = tmp_path / "ca.pem"
