@@ -10,9 +10,10 @@ import fcntl
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sandbox.runtime import Sandbox
-from tests.commands import EMAILDOCTOR, clean_env
+from tests.commands import EMAILDOCTOR, clean_env, sandbox_env_file
 
 BOB, BOB_PASSWORD = "bob@business.com", "sandbox-bob-Pa55"
 
@@ -56,11 +57,11 @@ class Terminal:
 
 
 @contextlib.asynccontextmanager
-async def terminal(*args: str, env: dict[str, str]) -> AsyncIterator[Terminal]:
+async def terminal(*args: str, env: dict[str, str], cwd: Path | None = None) -> AsyncIterator[Terminal]:
     master, slave = os.openpty()
     fcntl.fcntl(master, fcntl.F_SETFL, fcntl.fcntl(master, fcntl.F_GETFL) | os.O_NONBLOCK)
     process = await asyncio.create_subprocess_exec(
-        EMAILDOCTOR, *args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        EMAILDOCTOR, *args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, start_new_session=True
     )
     os.close(slave)
     try:
@@ -107,3 +108,13 @@ async def test_stage_marks_on_a_terminal_and_a_hidden_password_prompt(sandbox: S
     assert "PASSED: the message was accepted" in tty.text
     assert "AUTH LOGIN" in tty.text or "AUTH PLAIN" in tty.text  # the prompt's password signed in
     assert BOB_PASSWORD not in tty.text  # not echoed, not in the report
+
+
+async def test_emaildoctor_test_shows_the_test_send_as_it_happens(sandbox: Sandbox, tmp_path: Path) -> None:
+    env_file = sandbox_env_file(sandbox, tmp_path)
+    sandbox.faults.set("smtp", slow_stage="rcpt", slow_stage_ms=3_000)
+    async with terminal("--env-file", str(env_file), "test", "alice", env=_env(), cwd=tmp_path) as tty:
+        await tty.wait_for("✓ ehlo", "✓ auth", "waiting for the server's reply to RCPT TO")
+        assert await tty.finish() == 1, tty.text  # admin@ may not send as alice@ in the example tenant
+    assert tty.text.index("✓ auth") < tty.text.index("FAILED:")
+    assert "Send As denied" in tty.text
