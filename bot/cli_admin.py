@@ -27,6 +27,7 @@ from plugin.diagnosis import Right
 from plugin.directory import Directory
 from plugin.directory_files import FileDirectorySource
 from plugin.errors import ConfigError, EmailDoctorError
+from plugin.progress import LiveProgress, Reporter, progress_for
 from plugin.redact import redact
 from plugin.resolve import RIGHT_WORDS
 
@@ -149,7 +150,9 @@ class ChangeCommand:
                 record = await pipeline.record(
                     RequestKind(self.name), right, change_.mailbox, change_.trustee, by=who, duration=duration
                 )
-                change = await pipeline.drive(record.id) or await store.get_change(record.id)
+                with progress_for(context.err, enabled=not args.json) as live:  # a spinner on a terminal only
+                    live.step(f"{self.name} {args.right} {args.trustee} on {args.mailbox}: Exchange, then a read-back")
+                    change = await pipeline.drive(record.id) or await store.get_change(record.id)
         ok = change.state is ChangeState.VERIFIED
         if args.json:
             data = change_json(change) | {"changed": ok and not found_unchanged(change), "warnings": resolved.warnings}
@@ -201,7 +204,8 @@ class AuditCommand:
             raise ConfigError(f"--csv {args.csv}: {problem}")
         settings = context.settings()
         clock = SystemClock()
-        progress = None if args.quiet else _progress_printer(context)
+        live = progress_for(context.err, enabled=not args.quiet)  # a rich spinner on a terminal
+        progress = None if args.quiet else _progress_printer(context, live)
         async with microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock) as (
             m365,
             admin,
@@ -211,12 +215,13 @@ class AuditCommand:
             async with await Store.open(settings.store.url, clock=clock, secrets=secrets) as store:
                 previous = await previous_snapshot_from(store)
                 audit = TenantAudit(m365.exchange, m365.directory, clock=clock, progress=progress)
-                report = await audit.run(directory=directory, previous=previous)
+                with live:  # started after sign-in, so a device-login prompt is never overdrawn
+                    report = await audit.run(directory=directory, previous=previous)
                 snapshot = report.snapshot.to_json()
                 grants = snapshot.pop("grants")
                 await store.save_snapshot(report.snapshot.taken_at, snapshot, grants)
                 await store.append_audit(admin or actor(), "audit", {"mailboxes": report.snapshot.mailboxes}, "ok")
-        if progress is not None:
+        if progress is not None and not isinstance(live, LiveProgress):
             print(file=context.err)
         if to_stdout:
             write_audit_csv(report, context.out, secrets)
@@ -289,9 +294,9 @@ def render_audit(report: AuditReport) -> str:
     return "\n".join(lines)
 
 
-def _progress_printer(context: CliContext) -> Callable[[AuditProgress], None]:
+def _progress_printer(context: CliContext, live: Reporter) -> Callable[[AuditProgress], None]:
     stream = context.err
-    interactive = stream.isatty() if hasattr(stream, "isatty") else False
+    interactive = isinstance(live, LiveProgress)
 
     last_at, last_phase = 0.0, ""
 
@@ -303,7 +308,10 @@ def _progress_printer(context: CliContext) -> Callable[[AuditProgress], None]:
         last_at, last_phase = now, progress.phase
         total = str(progress.mailboxes_listed) + ("" if progress.listing_complete else "+")
         line = f"audit: {progress.phase}: {progress.mailboxes_done}/{total} mailboxes"
-        print(("\r" + line) if interactive else line, end="" if interactive else "\n", file=stream, flush=True)
+        if interactive:
+            live.update(line)
+        else:
+            print(line, file=stream, flush=True)
 
     return show
 

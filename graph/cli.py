@@ -18,6 +18,7 @@ from plugin.addresses import is_address
 from plugin.cli_output import add_output_option, wants_json
 from plugin.directory_files import FileDirectorySource
 from plugin.doctor import Doctor
+from plugin.progress import progress_for
 from plugin.redact import redact
 from plugin.render_text import render_report
 from plugin.resolve import RIGHT_WORDS
@@ -71,9 +72,19 @@ class TestCommand:
         secrets = list(settings.secret_values())
         directory = FileDirectorySource(settings.directory.path)
         m365 = M365Services(settings.m365) if settings.m365.configured else None
+        progress = progress_for(context.err, enabled=not args.json, prefix="test: ", secrets=secrets)
         try:
-            doctor = Doctor(directory=directory, settings=settings, environ=context.environ, m365=m365, secrets=secrets)
-            report = await doctor.diagnose(args.user)
+            doctor = Doctor(
+                directory=directory,
+                settings=settings,
+                environ=context.environ,
+                m365=m365,
+                secrets=secrets,
+                progress=progress,
+            )
+            with progress:
+                progress.step(f"testing {args.user}: the checks, then the test send")
+                report = await doctor.diagnose(args.user)
         finally:
             if m365 is not None:
                 await m365.aclose()

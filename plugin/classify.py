@@ -55,6 +55,8 @@ class Failure:
     security: Security = Security.STARTTLS
     port: int = 587
     mechanism: str | None = None
+    offered: tuple[str, ...] = ()
+    """The AUTH mechanisms the server offered (lower case), when it listed any."""
     authenticated: bool = False
     tls_active: bool = False
     token_code: Code | None = None

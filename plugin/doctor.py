@@ -26,6 +26,7 @@ from plugin.errors import ConfigError, EmailDoctorError, NotFoundError
 from plugin.interfaces import GraphSendResult, MailboxKind, Microsoft365
 from plugin.probe import run_probe
 from plugin.probe_request import ProbeRequest, ProbeResult, TokenSource
+from plugin.progress import Progress
 from plugin.resolve import RIGHT_WORDS, ResolutionError, SendPlan, SignIn, resolve
 from plugin.sender_checks import lookup_diagnosis, review
 from plugin.settings import Settings
@@ -101,12 +102,14 @@ class Doctor:
         environ: Mapping[str, str],
         m365: Microsoft365 | None,
         secrets: Sequence[str] = (),
+        progress: Progress | None = None,
     ) -> None:
         self._source = directory
         self._settings = settings
         self._environ = environ
         self._m365 = m365
         self._secrets = list(secrets)
+        self._progress = progress  # hears the test send's stages as they happen (the CLI's live display)
 
     async def diagnose(self, query: str) -> Report:
         test_id = new_test_id()
@@ -137,7 +140,9 @@ class Doctor:
         graph: GraphSendResult | None = None
         if plan.transport is Transport.SMTP:
             smtp = await run_probe(
-                self._probe_request(plan, test_id, password, None), secrets=self._all_secrets(password)
+                self._probe_request(plan, test_id, password, None),
+                secrets=self._all_secrets(password),
+                progress=self._progress,
             )
             sent, code = smtp.ok, (smtp.diagnosis.code if smtp.diagnosis else None)
             send_check = Check("test_send", smtp.ok, _smtp_detail(smtp))

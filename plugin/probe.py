@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import re
 import socket
 import ssl
 import time
@@ -25,13 +24,13 @@ from plugin.errors import EmailDoctorError
 from plugin.probe_auth import auth_login, auth_plain, auth_xoauth2
 from plugin.probe_diagnosis import diagnose_failure
 from plugin.probe_request import ProbeRequest, ProbeResult, TlsInfo, check_request
+from plugin.progress import NULL_PROGRESS, Progress, stage_wait
 from plugin.replies import Reply, parse_reply
 from plugin.settings import Security
-from plugin.testmessage import build_test_message, new_test_id
+from plugin.testmessage import build_test_message, new_test_id, wire_bytes
 from plugin.transcript import Transcript
 
 T = TypeVar("T")
-_DOTS = re.compile(rb"(?m)^\.")
 
 
 class _Failed(Exception):  # noqa: N818 - control flow inside the session, never escapes it
@@ -44,10 +43,15 @@ class _QuitAfter(Exception):  # noqa: N818 - control flow inside the session, ne
     pass
 
 
-async def run_probe(request: ProbeRequest, *, secrets: Iterable[str] = ()) -> ProbeResult:
-    """Run the test send described by ``request``. Raises ConfigError for settings that cannot work."""
+async def run_probe(
+    request: ProbeRequest, *, secrets: Iterable[str] = (), progress: Progress | None = None
+) -> ProbeResult:
+    """Run the test send described by ``request``. Raises ConfigError for settings that cannot work.
+
+    ``progress`` hears of each stage as it starts and ends, and of each transcript line as it is written.
+    """
     warnings = check_request(request)
-    return await _Session(request, secrets, warnings).run()
+    return await _Session(request, secrets, warnings, progress or NULL_PROGRESS).run()
 
 
 def tls_context(ca_file: object | None) -> ssl.SSLContext:
@@ -59,13 +63,16 @@ def tls_context(ca_file: object | None) -> ssl.SSLContext:
 
 
 class _Session:
-    def __init__(self, request: ProbeRequest, secrets: Iterable[str], warnings: tuple[str, ...]) -> None:
+    def __init__(
+        self, request: ProbeRequest, secrets: Iterable[str], warnings: tuple[str, ...], progress: Progress
+    ) -> None:
         self.r = request
         self.warnings = warnings
         self.secrets = [s for s in secrets if s]
         if request.password is not None:
             self.secrets.append(request.password.get_secret_value())
-        self.transcript = Transcript(self.secrets)
+        self.progress = progress
+        self.transcript = Transcript(self.secrets, progress.line)
         self.test_id = request.test_id or new_test_id()
         self.timings: dict[str, float] = {}
         self.stage = Stage.CONNECT
@@ -73,6 +80,7 @@ class _Session:
         self.sock: socket.socket | None = None
         self.tls: TlsInfo | None = None
         self.mechanism: str | None = None
+        self.offered: tuple[str, ...] = ()
         self.authenticated = False
         self.message_id: str | None = None
         self.implicit = request.security is Security.TLS
@@ -115,9 +123,11 @@ class _Session:
     async def _steps(self) -> None:
         r = self.r
         await self._timed(Stage.CONNECT, self._connect())
-        await self._timed(Stage.TLS if self.implicit else Stage.BANNER, self._greeting())
         self._quit_if(Stage.CONNECT)
+        await self._timed(Stage.TLS if self.implicit else Stage.BANNER, self._greeting())
+        self._quit_if(Stage.BANNER)
         await self._timed(Stage.EHLO, self._ehlo())
+        self._quit_if(Stage.EHLO)
         if r.security is Security.STARTTLS:
             await self._timed(Stage.TLS, self._starttls())
         self._quit_if(Stage.TLS)
@@ -138,9 +148,10 @@ class _Session:
 
     async def _timed(self, stage: Stage, step: Awaitable[T]) -> T:
         self.stage = stage
-        started = time.perf_counter()
+        self.progress.step(stage_wait(str(stage), f"{self.r.host}:{self.r.port}"))
+        started, ok = time.perf_counter(), False
         try:
-            return await step
+            value = await step
         except _Failed:
             raise
         except EmailDoctorError as exc:  # the token source
@@ -148,9 +159,13 @@ class _Session:
             raise _Failed(self._failure(FailureKind.TOKEN, detail=str(exc), token_code=exc.code)) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise _Failed(self._translate(exc)) from exc
+        else:
+            ok = True
+            return value
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             self.timings[str(stage)] = round(self.timings.get(str(stage), 0.0) + elapsed, 1)
+            self.progress.done(str(stage), ok, f"{elapsed:8.1f} ms")
 
     # -- stages -------------------------------------------------------------------------------------------
 
@@ -222,6 +237,7 @@ class _Session:
     async def _auth(self) -> None:
         smtp, r = self._smtp(), self.r
         offered = smtp.server_auth_methods
+        self.offered = tuple(offered)
         if not smtp.supports_extension("auth"):
             before_tls = not self.tls and smtp.supports_extension("starttls")
             raise _Failed(
@@ -238,7 +254,9 @@ class _Session:
             self.mechanism = wanted or "plain"
             raise _Failed(
                 self._failure(
-                    FailureKind.NOT_OFFERED, missing=self.mechanism, detail=f"; it offers {', '.join(offered)}"
+                    FailureKind.NOT_OFFERED,
+                    missing=self.mechanism,
+                    detail=f"; it offers {', '.join(m.upper() for m in offered)}",
                 )
             )
         self.mechanism = wanted
@@ -268,18 +286,23 @@ class _Session:
     async def _data(self) -> None:
         smtp, r = self._smtp(), self.r
         await self._command("DATA", (354,))
-        message = build_test_message(from_addr=r.from_addr, to_addr=r.to_addr, sender=r.sender, test_id=self.test_id)
+        message = build_test_message(
+            from_addr=r.from_addr,
+            to_addr=r.to_addr,
+            sender=r.sender,
+            test_id=self.test_id,
+            headers=r.headers,
+            body=r.body,
+        )
         self.message_id = str(message["Message-ID"])
         for name, value in message.items():
             self.transcript.sent(f"{name}: {value}")
-        self.transcript.sent("[test message body]")
+        self.transcript.sent("[the message body]" if r.body is not None else "[test message body]")
         self.transcript.sent(".")
-        payload = message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        payload = _DOTS.sub(b"..", payload) + b".\r\n"
         protocol = smtp.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        protocol.write(payload)
+        protocol.write(wire_bytes(message))
         response = await protocol.read_response(timeout=r.timeout)
         self.transcript.received(response.code, response.message)
         if response.code != 250:
@@ -316,6 +339,7 @@ class _Session:
             security=self.r.security,
             port=self.r.port,
             mechanism=self.mechanism,
+            offered=self.offered,
             authenticated=self.authenticated,
             tls_active=self.tls is not None,
             token_code=token_code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from plugin.catalogue import Facts, diagnose
@@ -46,7 +47,43 @@ def diagnose_failure(
         and request.user.casefold() != request.from_addr.casefold()
     ):
         fix = FixAction(right, request.from_addr, request.user)
-    return diagnose(code, facts, evidence, secrets=secrets, fix_action=fix, sender_unchecked=unchecked)
+    diagnosis = diagnose(code, facts, evidence, secrets=secrets, fix_action=fix, sender_unchecked=unchecked)
+    if code is Code.AUTH_MECHANISM_UNSUPPORTED and failure.offered:
+        diagnosis = dataclasses.replace(diagnosis, fix=auth_advice(failure.offered, mechanism, request))
+    return diagnosis
+
+
+CLI_SOURCE = "the --host/--port settings"
+"""``server_source`` of smtp-test's requests: its advice may name smtp-test's own options."""
+SPOKEN = ("plain", "login", "xoauth2")
+
+
+def auth_advice(offered: Sequence[str], mechanism: str | None, request: ProbeRequest) -> str:
+    """What to do when the sign-in method is not offered, naming what the server does offer."""
+    names = ", ".join(m.upper() for m in offered)
+    cli = request.server_source == CLI_SOURCE
+    usable = [m for m in SPOKEN if m in offered]
+    if request.token_source is None:
+        choices = [m for m in usable if m not in ("xoauth2", mechanism)]
+        if choices:
+            how = f"use --auth {choices[0]}" if cli else f"use {choices[0].upper()} for this account"
+            return f"The server offers {names}; {how} (or leave the mechanism out and emaildoctor picks one offered)."
+        if "xoauth2" in usable:
+            how = " (smtp-test --oauth)" if cli else ""
+            return f"The server offers {names}: no password sign-in. Sign in with OAuth (XOAUTH2) instead{how}."
+    elif "xoauth2" not in usable:
+        choices = [m for m in usable if m != "xoauth2"]
+        if choices:
+            how = f" (--password-env or --password-file, --auth {choices[0]})" if cli else ""
+            return (
+                f"The server offers {names}, not XOAUTH2; sign in with a password instead{how}, or use "
+                "smtp.office365.com on port 587 with SSL on for OAuth."
+            )
+    wanted = (mechanism or "the needed method").upper()
+    return (
+        f"The server offers {names}, none of which emaildoctor can use for {wanted}; use a server and port that "
+        "offer PLAIN, LOGIN or XOAUTH2."
+    )
 
 
 def _detail(code: Code, failure: Failure, request: ProbeRequest) -> str:

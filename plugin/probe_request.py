@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +15,14 @@ from plugin.diagnosis import Diagnosis
 from plugin.errors import ConfigError
 from plugin.replies import Reply
 from plugin.settings import Security
+from plugin.testmessage import build_test_message
 
 TokenSource = Callable[[], Awaitable[str]]
 """The one shape of every token source: an async callable returning a fresh access token."""
 
 MIN_TIMEOUT, MAX_TIMEOUT = 1.0, 300.0
-QUIT_STAGES = (Stage.CONNECT, Stage.TLS, Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA)
+QUIT_STAGES = (Stage.CONNECT, Stage.BANNER, Stage.EHLO, Stage.TLS, Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA)
+"""Where a probe may stop (swaks's --quit-after): connect is the TCP connection alone, banner the greeting too."""
 MECHANISMS = ("plain", "login", "xoauth2")
 
 
@@ -41,6 +44,10 @@ class ProbeRequest:
     mechanism: str | None = None
     """Force an AUTH mechanism (plain, login, xoauth2); by default XOAUTH2 with a token, else PLAIN or LOGIN."""
     test_id: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """Headers to add to the test message, or to replace there (smtp-test --header)."""
+    body: str | None = None
+    """The test message's text instead of the standard one (smtp-test --body)."""
     server_source: str | None = None
     """How reports name where these settings came from, e.g. 'the system Outgoing Mail Server'."""
 
@@ -135,8 +142,22 @@ def check_request(request: ProbeRequest) -> tuple[str, ...]:
         )
     if request.helo_name is not None and not is_helo_name(request.helo_name):
         problems.append(f"--helo: {request.helo_name[:80]!r} is not a host name; give one such as mail.example.com")
-    if request.ca_file is not None and not request.ca_file.is_file():
-        problems.append(f"--ca-file: {request.ca_file} does not exist")
+    if request.ca_file is not None:
+        problem = ca_file_problem(request.ca_file)
+        if problem:
+            problems.append(f"--ca-file: {problem}")
+    if request.headers or request.body is not None:
+        try:
+            build_test_message(
+                from_addr=request.from_addr,
+                to_addr=request.to_addr,
+                sender=request.sender,
+                test_id="ED-CHECK",
+                headers=request.headers,
+                body=request.body,
+            )
+        except (ValueError, TypeError, IndexError) as exc:
+            problems.append(f"--header/--body: the test message cannot be built: {exc}")
     if request.quit_after is not None and request.quit_after not in QUIT_STAGES:
         problems.append(f"--quit-after: one of {', '.join(QUIT_STAGES)}")
     if problems:
@@ -146,6 +167,25 @@ def check_request(request: ProbeRequest) -> tuple[str, ...]:
     if request.security is Security.NONE and request.port == 465:
         warnings.append("Port 465 normally expects implicit TLS (--security tls).")
     return tuple(warnings)
+
+
+def ca_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot serve as a CA bundle (missing, unreadable, not PEM certificates), or None."""
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_file():
+        return f"{path} is not a file"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        return f"{path} is not a PEM certificate (a CA bundle starts with -----BEGIN CERTIFICATE-----)"
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError) as exc:
+        return f"{path} is not a PEM certificate that can be read ({getattr(exc, 'reason', None) or exc})"
+    return None
 
 
 def _loopback(host: str) -> bool:

@@ -27,7 +27,8 @@ def render_diagnosis(diagnosis: Diagnosis, *, indent: str = "", pending: bool = 
     return lines
 
 
-def render_probe(request: ProbeRequest, result: ProbeResult) -> str:
+def render_probe(request: ProbeRequest, result: ProbeResult, *, transcript: bool = True) -> str:
+    """The smtp-test report; ``transcript=False`` when the live progress has shown it already (-v)."""
     mode = {"starttls": "STARTTLS", "tls": "implicit TLS", "none": "no TLS"}[request.security.value]
     lines = [f"SMTP test of {request.host}:{request.port} ({mode}), test id {result.test_id}", ""]
     for stage in _STAGE_ORDER:
@@ -53,8 +54,11 @@ def render_probe(request: ProbeRequest, result: ProbeResult) -> str:
     elif result.diagnosis is not None:
         lines.append(f"FAILED at {result.stage}:")
         lines.extend(render_diagnosis(result.diagnosis, indent="  "))
-    lines.extend(["", "Transcript (secrets redacted):"])
-    lines.extend(f"  {line}" for line in result.transcript)
+    if transcript:
+        lines.extend(["", "Transcript (secrets redacted):"])
+        lines.extend(f"  {line}" for line in result.transcript)
+    else:
+        lines.extend(["", "Transcript: shown above as it happened, with timings (secrets redacted)."])
     return "\n".join(lines)
 
 

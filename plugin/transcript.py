@@ -3,21 +3,25 @@
 Lines start with ``===`` (what the probe did), `` -> `` (sent) or ``<-  `` (received), like swaks.
 AUTH payloads are never written: the probe records a description of them instead, and every line
 still passes through :func:`plugin.redact.redact` with the session's known secrets.
+
+A listener (the live progress of ``smtp-test -v``) gets each line as it is written, with the milliseconds
+since the session began: ``[   12.3 ms] <-  220 mx.example.com ESMTP``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from plugin.redact import redact
 
 
 class Transcript:
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), listener: Callable[[str], None] | None = None) -> None:
         self._secrets = [s for s in secrets if s]
         self._lines: list[str] = []
         self._start = time.monotonic()
+        self._listener = listener
 
     def add_secret(self, secret: str) -> None:
         if secret:
@@ -36,7 +40,10 @@ class Transcript:
             self._add("<- ", f"{code}{separator}{line}".rstrip())
 
     def _add(self, prefix: str, text: str) -> None:
-        self._lines.append(f"{prefix} {redact(text, self._secrets)}")
+        line = f"{prefix} {redact(text, self._secrets)}"
+        self._lines.append(line)
+        if self._listener is not None:
+            self._listener(f"[{(time.monotonic() - self._start) * 1000:9.1f} ms] {line}")
 
     @property
     def lines(self) -> list[str]:

@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 
 from plugin.catalogue import CATALOGUE, PENDING, SENDER_UNCHECKED, Facts, diagnose
+from plugin.cli_smtp import EXIT_TABLE
 from plugin.diagnosis import Code, Remedy, Right
 
 EXAMPLE_FACTS = Facts(
@@ -59,6 +60,21 @@ _REMEDY_WORDS = {
 }
 
 
+def _smtp_test_exit_codes() -> list[str]:
+    lines = [
+        "## smtp-test exit codes",
+        "",
+        "`emaildoctor smtp-test` exits with the code of the stage that failed, so scripts can tell them apart",
+        "without parsing the output. The numbers are swaks's where they fit; swaks's 2 (cannot connect) is 20",
+        "here, because 2 means bad arguments for every emaildoctor command. `--quit-after STAGE` exits 0 when",
+        "every stage up to it succeeded.",
+        "",
+        "| exit | meaning |",
+        "|---|---|",
+    ]
+    return [*lines, *(f"| {code} | {words} |" for code, words in EXIT_TABLE), ""]
+
+
 def render() -> str:
     lines = [
         "# Troubleshooting guide",
@@ -72,7 +88,7 @@ def render() -> str:
     lines += [f"- `{remedy}`: {words}" for remedy, words in _REMEDY_WORDS.items()]
     lines += ["", "| code | what it means | who acts |", "|---|---|---|"]
     lines += [f"| [`{code}`](#{code}) | {CATALOGUE[code].meaning} | {CATALOGUE[code].remedy} |" for code in Code]
-    lines.append("")
+    lines += ["", *_smtp_test_exit_codes()]
     for code in Code:
         entry = CATALOGUE[code]
         example = diagnose(code, _EXAMPLES.get(code, EXAMPLE_FACTS))
