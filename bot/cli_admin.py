@@ -125,6 +125,10 @@ class ChangeCommand:
         settings = context.settings()
         longest = timedelta(days=settings.limits.max_grant_days)
         duration = parse_duration(args.duration, longest) if getattr(args, "duration", None) else None
+        if not args.what_if:  # a store that cannot be opened is named before Microsoft is asked anything
+            from bot.store.engine import async_url
+
+            async_url(settings.store.url)
         clock = SystemClock()
         directory = await _directory_or_none(settings.directory.path)
         m365_context = microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock)

@@ -158,13 +158,16 @@ def build_parser(commands: Sequence[Entry], chosen: str | None = None) -> argpar
         "--log-format",
         choices=("text", "json"),
         default="text",
-        help="log lines as key=value text (default) or one JSON object per line, on stderr",
+        metavar="FORMAT",
+        help="log lines on stderr as key=value text (text, the default) or one JSON object per line (json)",
     )
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default=None,
-        help="the least severe log lines written (default: info for `bot`, warning for the other commands)",
+        metavar="LEVEL",
+        help="the least severe log lines written: debug, info, warning or error (default: info for `bot`, "
+        "warning for the other commands)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for entry in commands:

@@ -179,6 +179,19 @@ ARGUMENT_ROWS = [
         "--port 0 is not a TCP port",
     ),
     Row(
+        "smtp-test-user-without-password-off-a-terminal",
+        ("smtp-test", "--host", "127.0.0.1", "--port", "2525", "--user", "a@example.com", "--from", "a@example.com"),
+        2,
+        "--user a@example.com needs a password",
+    ),
+    Row(
+        "smtp-test-host-port-disagrees-with-port",
+        ("smtp-test", "--host", "127.0.0.1:2525", "--port", "587", "--from", "a@example.com"),
+        2,
+        "names port 2525 but --port says 587",
+    ),
+    Row("log-format-unknown", ("--log-format", "xml", "check"), 2, "invalid choice: 'xml'"),
+    Row(
         "smtp-test-port-too-big",
         ("smtp-test", "--host", "127.0.0.1", "--port", "70000", "--from", "a@example.com"),
         2,
