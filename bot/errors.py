@@ -58,10 +58,17 @@ async def report_error(ctx: BotContext, error: BaseException, body: dict[str, An
 def after_ack(
     ctx: BotContext, body: dict[str, Any], respond: Any, work: Coroutine[Any, Any, None], *, name: str
 ) -> None:
-    """Run ``work`` in the background after Slack has been acknowledged; report its failure to the person."""
+    """Run ``work`` in the background after Slack has been acknowledged; report its failure to the person.
+
+    First the delivery is claimed in the store (:mod:`bot.delivery`): a retry that another replica took already
+    does nothing here.
+    """
 
     async def run() -> None:
         try:
+            if not await ctx.deliveries.claim(ctx, body):
+                work.close()
+                return
             await work
         except Exception as error:  # noqa: BLE001 - the background twin of @app.error: every failure is rendered
             await report_error(ctx, error, body, respond)

@@ -1,0 +1,91 @@
+"""Handling each Slack delivery once, without making Slack wait for it.
+
+Slack retries a delivery it thinks failed (``X-Slack-Retry-Num``), possibly to another replica. The
+acknowledgement must not wait for any I/O, so de-duplication happens in two steps:
+
+* before the ack, :class:`RecentDeliveries` (this process's memory, no I/O) drops a retry of a delivery this
+  replica has already seen: the fast path, acknowledged with an empty 200;
+* after the ack, :func:`claim_delivery` claims the delivery's key in the store (``claim_once``, across
+  replicas) before the background work does anything; a retry that reached another replica first loses the
+  claim and does nothing. Old keys are pruned there too, at most every :data:`PRUNE_EVERY`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.store import StoreError
+
+if TYPE_CHECKING:
+    from bot.context import BotContext
+
+log = logging.getLogger(__name__)
+
+DELIVERY_KEY_TTL = timedelta(hours=1)
+"""How long a Slack delivery id is kept: Slack retries a delivery three times within about five minutes."""
+PRUNE_EVERY = timedelta(minutes=5)
+RECENT_MAX = 100_000
+"""At most this many keys in memory (about an hour of a very busy workspace); the oldest go first."""
+
+
+def delivery_key(body: dict[str, Any]) -> str | None:
+    """What identifies one user action across Slack's retried deliveries (X-Slack-Retry-Num)."""
+    trigger = body.get("trigger_id")
+    if trigger:
+        return f"slack:{trigger}"
+    actions_ = body.get("actions") or []
+    if actions_:
+        return f"slack:{body.get('user', {}).get('id')}:{actions_[0].get('action_ts')}"
+    return None
+
+
+class RecentDeliveries:
+    """The delivery keys this process has seen within ``ttl``: pure memory, safe in the ack path."""
+
+    def __init__(self, ttl: timedelta = DELIVERY_KEY_TTL, max_keys: int = RECENT_MAX) -> None:
+        self._ttl = ttl
+        self._max = max_keys
+        self._seen: OrderedDict[str, datetime] = OrderedDict()
+
+    def first_here(self, key: str, now: datetime) -> bool:
+        """True the first time ``key`` is seen here (within ``ttl``), False for a repeat."""
+        while self._seen:
+            oldest, at = next(iter(self._seen.items()))
+            if now - at < self._ttl and len(self._seen) < self._max:
+                break
+            del self._seen[oldest]
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class DeliveryClaims:
+    """The store side: one claim per delivery across replicas, and the pruning of old keys (after the ack)."""
+
+    def __init__(self) -> None:
+        self._pruned_at: datetime | None = None
+
+    async def claim(self, ctx: BotContext, body: dict[str, Any]) -> bool:
+        """True if this replica is the one to handle ``body`` (or it has no key); False for a repeat."""
+        key = delivery_key(body)
+        if key is None:
+            return True
+        now = ctx.now()
+        claimed = await ctx.store.claim_once(key, now)
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            # Ids outlive Slack's retries by a margin, then go: the table stays as small as an hour of traffic.
+            self._pruned_at = now
+            try:
+                await ctx.store.prune_keys(now - DELIVERY_KEY_TTL)
+            except StoreError as exc:  # the claim stands; the next prune catches up
+                log.warning("could not prune old delivery ids: %s", exc)
+        if not claimed:
+            log.info("ignored a repeated delivery of %s (handled elsewhere)", key)
+        return claimed
