@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
@@ -50,6 +51,10 @@ def create_app(settings: Settings, services: BotContext) -> SlackApp:
     secret = slack.signing_secret.get_secret_value()
     poster = services.poster.client
     authorization = CachedAuthorization(poster)
+
+    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return await authorization.result()  # bolt passes the arguments it finds by name
+
     app = SlackApp(
         name="emaildoctor",
         # bolt's client carries no token (``authorize`` hands it one per request) and shares the poster's session.
@@ -60,7 +65,7 @@ def create_app(settings: Settings, services: BotContext) -> SlackApp:
             session=poster.session,
             retry_handlers=poster.retry_handlers,
         ),
-        authorize=authorization,
+        authorize=authorize,
         signing_secret=secret,
         logger=logging.getLogger("bot.bolt"),
         raise_error_for_unhandled_request=False,

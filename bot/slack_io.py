@@ -74,9 +74,6 @@ class CachedAuthorization:
         self._result: AuthorizeResult | None = None
         self._lock = asyncio.Lock()
 
-    async def __call__(self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
-        return await self.result()
-
     async def result(self) -> AuthorizeResult:
         if self._result is None:
             async with self._lock:  # a burst of first requests makes one auth.test between them
