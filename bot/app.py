@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.context import BotContext
-from bot.delivery import RecentDeliveries, delivery_key
+from bot.delivery import AckFirst, RecentDeliveries, delivery_key
 from bot.errors import report_error
 from bot.guard import RefusedError, RequestGuard, SlackOrigins, check_response_urls, check_shape
 from bot.listeners import actions, check, emailtest, mailaudit, sendas
@@ -42,6 +42,7 @@ class SlackApp(AsyncApp):
     guard: RequestGuard
     readiness: Readiness
     authorization: CachedAuthorization
+    acks: AckFirst
 
 
 def create_app(settings: Settings, services: BotContext) -> SlackApp:
@@ -75,6 +76,7 @@ def create_app(settings: Settings, services: BotContext) -> SlackApp:
     origins = SlackOrigins.from_settings(slack.api_url, slack.response_url_hosts)
     app.guard = RequestGuard(secret, origins)
     app.authorization = authorization
+    app.acks = services.acks
     app.readiness = Readiness(services)
     app.middleware(_well_formed(origins))
     app.middleware(_deliver_once(RecentDeliveries(), services))

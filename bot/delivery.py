@@ -12,8 +12,11 @@ acknowledgement must not wait for any I/O, so de-duplication happens in two step
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 DELIVERY_KEY_TTL = timedelta(hours=1)
 """How long a Slack delivery id is kept: Slack retries a delivery three times within about five minutes."""
 PRUNE_EVERY = timedelta(minutes=5)
+ACK_FIRST_MAX_WAIT_S = 1.0
+"""Longest a command's background work waits for other requests' acknowledgements (see :class:`AckFirst`)."""
 RECENT_MAX = 100_000
 """At most this many keys in memory (about an hour of a very busy workspace); the oldest go first."""
 
@@ -89,3 +94,32 @@ class DeliveryClaims:
         if not claimed:
             log.info("ignored a repeated delivery of %s (handled elsewhere)", key)
         return claimed
+
+
+class AckFirst:
+    """Acknowledgements before background work: the HTTP server counts the Slack requests it is still answering,
+    and work started after an ack waits (at most ``max_wait`` seconds) until none is, so a burst of commands is
+    acknowledged first and diagnosed afterwards, instead of each ack queueing behind earlier commands' work on the
+    one event loop. (Socket Mode counts nothing: its work starts at once.)"""
+
+    def __init__(self, max_wait: float = ACK_FIRST_MAX_WAIT_S) -> None:
+        self.max_wait = max_wait
+        self._answering = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        self._answering += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if self._answering == 0:
+                self._quiet.set()
+
+    async def quiet(self) -> None:
+        if self._answering:
+            with suppress(TimeoutError):  # under sustained traffic, work starts anyway after max_wait
+                await asyncio.wait_for(self._quiet.wait(), self.max_wait)

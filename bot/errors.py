@@ -60,12 +60,14 @@ def after_ack(
 ) -> None:
     """Run ``work`` in the background after Slack has been acknowledged; report its failure to the person.
 
-    First the delivery is claimed in the store (:mod:`bot.delivery`): a retry that another replica took already
+    It starts once the requests arriving with it are acknowledged (:class:`bot.delivery.AckFirst`); then the
+    delivery is claimed in the store (:mod:`bot.delivery`): a retry that another replica took already
     does nothing here.
     """
 
     async def run() -> None:
         try:
+            await ctx.acks.quiet()  # a burst is acknowledged first, then worked on
             if not await ctx.deliveries.claim(ctx, body):
                 work.close()
                 return

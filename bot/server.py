@@ -22,7 +22,14 @@ READY_PATH = "/readyz"
 
 
 def build_web_app(app: SlackApp) -> web.Application:
-    async def events(request: web.Request) -> web.Response:
+    async def events(request: web.Request) -> web.StreamResponse:
+        with app.acks.answering():  # background work waits until this answer is sent
+            response = await answer(request)
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+
+    async def answer(request: web.Request) -> web.Response:
         body = await request.read()
         try:
             app.guard.admit(request.headers, body, time.time())
