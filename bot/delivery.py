@@ -72,28 +72,63 @@ class RecentDeliveries:
 
 
 class DeliveryClaims:
-    """The store side: one claim per delivery across replicas, and the pruning of old keys (after the ack)."""
+    """The store side: one claim per delivery across replicas, and the pruning of old keys (after the ack).
+
+    Claims are group-committed: those that arrive while a transaction is under way (a burst of commands) go in
+    the next one together (``claim_many``), so a burst costs the store a few transactions, not one each.
+    """
 
     def __init__(self) -> None:
         self._pruned_at: datetime | None = None
+        self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
+        self._flushing = False
 
     async def claim(self, ctx: BotContext, body: dict[str, Any]) -> bool:
         """True if this replica is the one to handle ``body`` (or it has no key); False for a repeat."""
         key = delivery_key(body)
         if key is None:
             return True
-        now = ctx.now()
-        claimed = await ctx.store.claim_once(key, now)
-        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
-            # Ids outlive Slack's retries by a margin, then go: the table stays as small as an hour of traffic.
-            self._pruned_at = now
-            try:
-                await ctx.store.prune_keys(now - DELIVERY_KEY_TTL)
-            except StoreError as exc:  # the claim stands; the next prune catches up
-                log.warning("could not prune old delivery ids: %s", exc)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(future)
+        if not self._flushing:
+            self._flushing = True
+            ctx.tasks.spawn(self._flush(ctx), name="delivery-claims")
+        claimed = await future
         if not claimed:
             log.info("ignored a repeated delivery of %s (handled elsewhere)", key)
         return claimed
+
+    async def _flush(self, ctx: BotContext) -> None:
+        try:
+            while self._waiting:
+                await asyncio.sleep(0)  # the rest of this burst's claims join the batch
+                batch, self._waiting = self._waiting, {}
+                now = ctx.now()
+                try:
+                    claimed = await ctx.store.claim_many(list(batch), now)
+                except Exception as exc:  # noqa: BLE001 - every waiting claim fails with it, and says so
+                    for futures in batch.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                for key, futures in batch.items():
+                    for number, future in enumerate(futures):
+                        if not future.done():
+                            future.set_result(key in claimed and number == 0)
+                await self._prune(ctx, now)
+        finally:
+            self._flushing = False
+
+    async def _prune(self, ctx: BotContext, now: datetime) -> None:
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        # Ids outlive Slack's retries by a margin, then go: the table stays as small as an hour of traffic.
+        self._pruned_at = now
+        try:
+            await ctx.store.prune_keys(now - DELIVERY_KEY_TTL)
+        except StoreError as exc:  # the claims stand; the next prune catches up
+            log.warning("could not prune old delivery ids: %s", exc)
 
 
 class AckFirst:

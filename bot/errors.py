@@ -68,9 +68,18 @@ def after_ack(
     async def run() -> None:
         try:
             await ctx.acks.quiet()  # a burst is acknowledged first, then worked on
-            if not await ctx.deliveries.claim(ctx, body):
-                work.close()
-                return
+            claimed = await ctx.deliveries.claim(ctx, body)
+        except Exception as error:  # noqa: BLE001 - the store could not say: the person hears it, nothing is done
+            work.close()
+            await report_error(ctx, error, body, respond)
+            return
+        except BaseException:
+            work.close()
+            raise
+        if not claimed:
+            work.close()
+            return
+        try:
             await work
         except Exception as error:  # noqa: BLE001 - the background twin of @app.error: every failure is rendered
             await report_error(ctx, error, body, respond)
