@@ -1,7 +1,8 @@
 """The Slack app: `create_app(settings, services)` wires slack-bolt's AsyncApp to our listeners.
 
-The constructor does no network I/O (AsyncApp never calls Slack when built; authorisation happens on the
-first request, through auth.test, and is cached). Over HTTP, :mod:`bot.guard` admits a request before bolt
+The constructor does no network I/O (AsyncApp never calls Slack when built). Authorisation is one auth.test,
+made when the server starts (:mod:`bot.server`) or else on the first request, and then kept in memory: nothing
+between Slack's request and the acknowledgement touches the network, the store or the disk. Over HTTP, :mod:`bot.guard` admits a request before bolt
 sees it (:mod:`bot.server`); the middleware here applies to Socket Mode as well.
 """
 
@@ -9,19 +10,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.context import BotContext
+from bot.delivery import AckFirst, RecentDeliveries, delivery_key
 from bot.errors import report_error
 from bot.guard import RefusedError, RequestGuard, SlackOrigins, check_response_urls, check_shape
 from bot.listeners import actions, check, emailtest, mailaudit, sendas
 from bot.readiness import Readiness
+from bot.slack_io import CachedAuthorization
 from plugin.errors import ConfigError
 from plugin.settings import Settings
 
@@ -29,9 +33,6 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("/emailtest", "/sendas", "/mailaudit", "/emaildoctor")
 ACTIONS = (blocks.ACTION_REQUEST_FIX, blocks.ACTION_APPROVE, blocks.ACTION_DENY)
-DELIVERY_KEY_TTL = timedelta(hours=1)
-"""How long a Slack delivery id is kept: Slack retries a delivery three times within about five minutes."""
-PRUNE_EVERY = timedelta(minutes=5)
 
 
 class SlackApp(AsyncApp):
@@ -40,6 +41,8 @@ class SlackApp(AsyncApp):
 
     guard: RequestGuard
     readiness: Readiness
+    authorization: CachedAuthorization
+    acks: AckFirst
 
 
 def create_app(settings: Settings, services: BotContext) -> SlackApp:
@@ -47,9 +50,23 @@ def create_app(settings: Settings, services: BotContext) -> SlackApp:
     if slack.signing_secret is None:
         raise ConfigError("the Slack bot needs EMAILDOCTOR_SLACK__SIGNING_SECRET (Basic Information → Signing Secret)")
     secret = slack.signing_secret.get_secret_value()
+    poster = services.poster.client
+    authorization = CachedAuthorization(poster)
+
+    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return await authorization.result()  # bolt passes the arguments it finds by name
+
     app = SlackApp(
         name="emaildoctor",
-        client=services.poster.client,
+        # bolt's client carries no token (``authorize`` hands it one per request) and shares the poster's session.
+        client=AsyncWebClient(
+            base_url=poster.base_url,
+            timeout=poster.timeout,
+            ssl=poster.ssl,
+            session=poster.session,
+            retry_handlers=poster.retry_handlers,
+        ),
+        authorize=authorize,
         signing_secret=secret,
         logger=logging.getLogger("bot.bolt"),
         raise_error_for_unhandled_request=False,
@@ -58,9 +75,11 @@ def create_app(settings: Settings, services: BotContext) -> SlackApp:
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
     origins = SlackOrigins.from_settings(slack.api_url, slack.response_url_hosts)
     app.guard = RequestGuard(secret, origins)
+    app.authorization = authorization
+    app.acks = services.acks
     app.readiness = Readiness(services)
     app.middleware(_well_formed(origins))
-    app.middleware(_deliver_once(services))
+    app.middleware(_deliver_once(RecentDeliveries(), services))
     for module in (emailtest, actions, sendas, mailaudit, check):
         module.register(app, services)
 
@@ -91,30 +110,15 @@ def _well_formed(origins: SlackOrigins) -> Callable[..., Awaitable[BoltResponse 
     return well_formed
 
 
-def delivery_key(body: dict[str, Any]) -> str | None:
-    """What identifies one user action across Slack's retried deliveries (X-Slack-Retry-Num)."""
-    trigger = body.get("trigger_id")
-    if trigger:
-        return f"slack:{trigger}"
-    actions_ = body.get("actions") or []
-    if actions_:
-        return f"slack:{body.get('user', {}).get('id')}:{actions_[0].get('action_ts')}"
-    return None
-
-
-def _deliver_once(ctx: BotContext) -> Callable[..., Awaitable[BoltResponse | None]]:
-    pruned_at: list[datetime] = []
+def _deliver_once(recent: RecentDeliveries, ctx: BotContext) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """Drop a retry this replica has already seen, from memory: nothing before the ack touches the store, the
+    network or the disk. The claim across replicas is made after the ack (:func:`bot.errors.after_ack`)."""
 
     async def deliver_once(req: AsyncBoltRequest, resp: BoltResponse, next: Next) -> BoltResponse | None:
         key = delivery_key(req.body)
-        now = ctx.now()
-        if key is not None and not await ctx.store.claim_once(key, now):
+        if key is not None and not recent.first_here(key, ctx.now()):
             log.info("ignored a repeated delivery of %s", key)
             return BoltResponse(status=200, body="")
-        if not pruned_at or now - pruned_at[0] >= PRUNE_EVERY:
-            # Ids outlive Slack's retries by a margin, then go: the table stays as small as an hour of traffic.
-            pruned_at[:] = [now]
-            await ctx.store.prune_keys(now - DELIVERY_KEY_TTL)
         return await next()
 
     return deliver_once

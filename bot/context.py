@@ -9,6 +9,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from bot.delivery import AckFirst, DeliveryClaims
 from bot.limits import Limits
 from bot.people import Approvers
 from bot.pipeline import Pipeline
@@ -44,6 +45,10 @@ class BotContext:
     """The environment the settings came from: the directory's SMTP password variables live there."""
     tasks: TaskRegistry = field(default_factory=TaskRegistry)
     limits: Limits = field(default_factory=Limits)
+    deliveries: DeliveryClaims = field(default_factory=DeliveryClaims)
+    acks: AckFirst = field(default_factory=AckFirst)
+    """Counts the Slack requests being answered over HTTP: background work starts once they are (bot.server)."""
+    """Claims Slack deliveries in the store after the ack, so a retry to another replica is handled once."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def now(self) -> datetime:

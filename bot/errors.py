@@ -58,9 +58,27 @@ async def report_error(ctx: BotContext, error: BaseException, body: dict[str, An
 def after_ack(
     ctx: BotContext, body: dict[str, Any], respond: Any, work: Coroutine[Any, Any, None], *, name: str
 ) -> None:
-    """Run ``work`` in the background after Slack has been acknowledged; report its failure to the person."""
+    """Run ``work`` in the background after Slack has been acknowledged; report its failure to the person.
+
+    It starts once the requests arriving with it are acknowledged (:class:`bot.delivery.AckFirst`); then the
+    delivery is claimed in the store (:mod:`bot.delivery`): a retry that another replica took already
+    does nothing here.
+    """
 
     async def run() -> None:
+        try:
+            await ctx.acks.quiet()  # a burst is acknowledged first, then worked on
+            claimed = await ctx.deliveries.claim(ctx, body)
+        except Exception as error:  # noqa: BLE001 - the store could not say: the person hears it, nothing is done
+            work.close()
+            await report_error(ctx, error, body, respond)
+            return
+        except BaseException:
+            work.close()
+            raise
+        if not claimed:
+            work.close()
+            return
         try:
             await work
         except Exception as error:  # noqa: BLE001 - the background twin of @app.error: every failure is rendered

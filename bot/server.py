@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
@@ -23,7 +22,14 @@ READY_PATH = "/readyz"
 
 
 def build_web_app(app: SlackApp) -> web.Application:
-    async def events(request: web.Request) -> web.Response:
+    async def events(request: web.Request) -> web.StreamResponse:
+        with app.acks.answering():  # background work waits until this answer is sent
+            response = await answer(request)
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+
+    async def answer(request: web.Request) -> web.Response:
         body = await request.read()
         try:
             app.guard.admit(request.headers, body, time.time())
@@ -67,7 +73,9 @@ class RunningServer:
 
 
 async def serve_http(app: SlackApp, host: str, port: int) -> RunningServer:
-    """Serve on host:port (port 0 picks a free one); returns once listening."""
+    """Serve on host:port (port 0 picks a free one); returns once listening (and authorised with Slack, so the
+    first requests do not wait for auth.test)."""
+    await app.authorization.warm_up()
     runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -75,7 +83,7 @@ async def serve_http(app: SlackApp, host: str, port: int) -> RunningServer:
     return RunningServer(runner=runner, host=host, port=int(runner.addresses[0][1]))
 
 
-async def run_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event) -> None:
+async def run_socket_mode(app: SlackApp, app_token: str, stop: asyncio.Event) -> None:
     """Connect to Slack over Socket Mode (no public URL needed) until ``stop`` is set.
 
     The app-level token is checked first: slack_sdk would otherwise retry a refused token forever.
@@ -90,6 +98,7 @@ async def run_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event) ->
             f"Slack refused the app-level token (EMAILDOCTOR_SLACK__APP_TOKEN): {error}. Create one under Basic "
             "Information → App-Level Tokens with the connections:write scope, and turn Socket Mode on."
         ) from exc
+    await app.authorization.warm_up()
     handler = AsyncSocketModeHandler(app, app_token)
     await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack_bolt
     try:

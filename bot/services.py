@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 from bot.context import BotContext
 from bot.people import Approvers
-from bot.slack_io import Poster, build_web_client
+from bot.slack_io import Poster, build_web_client, open_slack_session
 from bot.store import Store
 from plugin.clock import Clock, SystemClock
-from plugin.directory_files import FileDirectorySource
+from plugin.directory_cache import CachedDirectorySource
 from plugin.doctor import Doctor
 from plugin.settings import Settings
 
@@ -31,9 +31,14 @@ async def bot_context(
     clock = clock or SystemClock()
     m365 = M365Services(settings.m365, clock=clock) if settings.m365.configured else None
     secrets = [*settings.secret_values(), *(m365.secrets if m365 else [])]
-    client = build_web_client(settings.slack)
-    directory = FileDirectorySource(settings.directory.path)
-    store = await Store.open(settings.store.url, clock=clock, secrets=secrets)
+    session = open_slack_session(settings.slack)  # one kept-alive connection pool for every Slack call
+    directory = CachedDirectorySource(settings.directory.path)  # parsed again only when the file changes
+    try:
+        client = build_web_client(settings.slack, session=session)
+        store = await Store.open(settings.store.url, clock=clock, secrets=secrets)
+    except BaseException:
+        await session.close()
+        raise
     ctx = BotContext(
         settings=settings,
         doctor=Doctor(directory=directory, settings=settings, environ=environ, m365=m365, secrets=secrets),
@@ -53,5 +58,6 @@ async def bot_context(
     finally:
         await ctx.tasks.cancel_all()
         await store.close()
+        await session.close()
         if m365 is not None:
             await m365.aclose()

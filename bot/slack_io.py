@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -21,25 +23,74 @@ from plugin.diagnosis import Code
 from plugin.errors import ConfigError, ServiceError
 from plugin.settings import SlackSettings
 
+SLACK_TIMEOUT_S = 30
+KEEPALIVE_S = 30.0
+"""Seconds an idle connection to Slack is kept open for the next call (Slack's own idle limit is longer)."""
+MAX_CONNECTIONS = 64
 
-def build_web_client(settings: SlackSettings) -> AsyncWebClient:
-    """Slack's Web API client: base URL and CA from settings, retries that honour Retry-After on 429."""
-    if settings.bot_token is None:
-        raise ConfigError("the Slack bot needs EMAILDOCTOR_SLACK__BOT_TOKEN (the xoxb-… token of the app)")
+
+def _ssl_context(settings: SlackSettings) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if settings.ca_file is not None:
         context.load_verify_locations(cafile=str(settings.ca_file))
+    return context
+
+
+def open_slack_session(settings: SlackSettings) -> aiohttp.ClientSession:
+    """One HTTP session for every Web API call (connections kept alive, TLS set up once per connection) with the
+    configured CA. Call it inside the running event loop; the caller closes it (``await session.close()``)."""
+    connector = aiohttp.TCPConnector(ssl=_ssl_context(settings), limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT_S))
+
+
+def build_web_client(settings: SlackSettings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """Slack's Web API client: base URL and CA from settings, retries that honour Retry-After on 429.
+
+    With ``session`` (:func:`open_slack_session`) every call reuses its kept-alive connections; without, each
+    call opens (and closes) its own, which is fine for one-off checks.
+    """
+    if settings.bot_token is None:
+        raise ConfigError("the Slack bot needs EMAILDOCTOR_SLACK__BOT_TOKEN (the xoxb-… token of the app)")
     return AsyncWebClient(
         token=settings.bot_token.get_secret_value(),
         base_url=settings.api_url,
-        ssl=context,
-        timeout=30,
+        ssl=_ssl_context(settings),
+        timeout=SLACK_TIMEOUT_S,
+        session=session,
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=5),
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+class CachedAuthorization:
+    """bolt's ``authorize`` for our one workspace: ``auth.test`` once (:meth:`warm_up` at start-up, or the first
+    request), then answered from memory, so no request waits on Slack before its acknowledgement."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._result: AuthorizeResult | None = None
+        self._lock = asyncio.Lock()
+
+    async def result(self) -> AuthorizeResult:
+        if self._result is None:
+            async with self._lock:  # a burst of first requests makes one auth.test between them
+                if self._result is None:
+                    answer = await self._client.auth_test()
+                    self._result = AuthorizeResult.from_auth_test_response(
+                        bot_token=self._client.token, auth_test_response=answer
+                    )
+        return self._result
+
+    async def warm_up(self) -> bool:
+        """Authorise now; False (and the first request tries again) if Slack does not answer."""
+        try:
+            await self.result()
+        except SLACK_FAILURES:
+            return False
+        return True
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ claimers of one key, the database lets exactly one insert, and only it gets a ro
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.core import StoreCore, aware_utc
 from bot.store.errors import UnknownRecordError
@@ -43,6 +45,24 @@ class Coordination(StoreCore):
         async with self._write("claim an idempotency key") as session:
             claimed = await session.scalar(statement.returning(IdempotencyKeyRow.key))
             return claimed is not None
+
+    async def claim_many(self, keys: Collection[str], now: datetime) -> set[str]:
+        """:meth:`claim_once` for several keys in one transaction: the keys this caller claimed first."""
+        for key in keys:
+            if not key or len(key) > MAX_KEY_LENGTH:
+                raise ValueError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters, got {len(key)}")
+        if not keys:
+            return set()
+        at = aware_utc(now)
+        model = postgresql if self._dialect == "postgresql" else sqlite
+        statement = (
+            model.insert(IdempotencyKeyRow)
+            .values([{"key": key, "claimed_at": at} for key in dict.fromkeys(keys)])
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKeyRow.key)
+        )
+        async with self._write("claim idempotency keys") as session:
+            return set((await session.scalars(statement)).all())
 
     async def prune_keys(self, older_than: datetime) -> int:
         """Forget keys claimed before ``older_than``; returns how many."""

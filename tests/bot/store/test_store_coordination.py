@@ -66,3 +66,11 @@ async def test_a_scheduled_run_happens_once(make_store: MakeStore, clock: FakeCl
     assert last is not None
     assert (last.slot, last.owner, last.finished_at) == (slot + timedelta(days=1), "replica-a", None)
     assert await first.last_run("never") is None
+
+
+async def test_keys_are_claimed_together_once(make_store: MakeStore) -> None:
+    first, second = await make_store(), await make_store()
+    assert await first.claim_many(["a", "b"], START) == {"a", "b"}
+    assert await second.claim_many(["b", "c", "c"], START) == {"c"}
+    assert await first.claim_once("c", START) is False
+    assert await first.claim_many([], START) == set()
