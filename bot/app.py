@@ -24,6 +24,7 @@ from bot.delivery import AckFirst, RecentDeliveries, delivery_key
 from bot.errors import report_error
 from bot.guard import RefusedError, RequestGuard, SlackOrigins, check_response_urls, check_shape
 from bot.listeners import actions, check, emailtest, mailaudit, sendas
+from bot.observe import observe_requests
 from bot.readiness import Readiness
 from bot.slack_io import CachedAuthorization
 from plugin.errors import ConfigError
@@ -78,6 +79,7 @@ def create_app(settings: Settings, services: BotContext) -> SlackApp:
     app.authorization = authorization
     app.acks = services.acks
     app.readiness = Readiness(services)
+    app.middleware(observe_requests())  # first: its timing and log line cover the whole way to the ack
     app.middleware(_well_formed(origins))
     app.middleware(_deliver_once(RecentDeliveries(), services))
     for module in (emailtest, actions, sendas, mailaudit, check):

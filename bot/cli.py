@@ -64,12 +64,12 @@ class BotCommand:
         from bot.app import create_app
         from bot.checks_slack import startup_problems
         from bot.scheduler import Scheduler
-        from bot.server import HEALTH_PATH, run_socket_mode, serve_http
+        from bot.server import HEALTH_PATH, METRICS_PATH, run_socket_mode, serve_http
         from bot.services import bot_context
 
         host = args.host or slack.host
         port = args.port if args.port is not None else slack.port
-        if slack.mode is SlackMode.HTTP and (problem := _cannot_listen(host, port)):
+        if problem := _cannot_listen(host, port):  # Socket Mode serves health and metrics on it too
             print(f"emaildoctor bot: failed: cannot listen on {host}:{port}: {problem}", file=context.err)
             return 1
         for warning in await startup_problems(slack):  # a token that fails auth.test raises: exit 2
@@ -88,8 +88,26 @@ class BotCommand:
             try:
                 if slack.mode is SlackMode.SOCKET:
                     assert slack.app_token is not None
-                    print("emaildoctor bot: connecting to Slack over Socket Mode", file=context.out, flush=True)
-                    await run_socket_mode(app, slack.app_token.get_secret_value(), stop)
+                    try:  # Slack needs no inbound port here: this one serves /healthz, /readyz and /metrics only
+                        health = await serve_http(app, host, port, events_route=False)
+                    except OSError as exc:
+                        print(
+                            f"emaildoctor bot: failed: cannot listen on {host}:{port} for health and metrics: "
+                            f"{exc.strerror or exc}",
+                            file=context.err,
+                        )
+                        return 1
+                    base = f"http://{health.host}:{health.port}"
+                    print(
+                        f"emaildoctor bot: connecting to Slack over Socket Mode (health: {base}{HEALTH_PATH}, "
+                        f"metrics: {base}{METRICS_PATH})",
+                        file=context.out,
+                        flush=True,
+                    )
+                    try:
+                        await run_socket_mode(app, slack.app_token.get_secret_value(), stop)
+                    finally:
+                        await health.stop()
                 else:
                     try:
                         server = await serve_http(app, host, port)

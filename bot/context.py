@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from bot.delivery import AckFirst, DeliveryClaims
 from bot.limits import Limits
+from bot.observe import Diagnoser
 from bot.people import Approvers
 from bot.pipeline import Pipeline
 from bot.slack_io import Poster
@@ -18,7 +19,6 @@ from bot.store import Store
 from bot.tasks import TaskRegistry
 from plugin.clock import Clock
 from plugin.directory import DirectorySource
-from plugin.doctor import Doctor
 from plugin.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 @dataclass
 class BotContext:
     settings: Settings
-    doctor: Doctor
+    doctor: Diagnoser
     directory: DirectorySource
     store: Store
     poster: Poster

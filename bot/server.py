@@ -1,5 +1,5 @@
-"""Serving the bot: HTTP mode (aiohttp, with /healthz for liveness and /readyz for readiness) or Socket Mode,
-chosen by settings."""
+"""Serving the bot: HTTP mode (aiohttp, with /healthz for liveness, /readyz for readiness and /metrics for
+Prometheus) or Socket Mode (the same three on a small HTTP server of their own), chosen by settings."""
 
 from __future__ import annotations
 
@@ -14,14 +14,20 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import SlackApp
 from bot.guard import RefusedError
+from bot.observe import metrics_endpoint
 from plugin.errors import ConfigError
+from plugin.metrics import SLACK_REQUESTS
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 
 
-def build_web_app(app: SlackApp) -> web.Application:
+def build_web_app(app: SlackApp, *, events_route: bool = True) -> web.Application:
+    """The bot's HTTP server: Slack's events (HTTP mode), and /healthz, /readyz and /metrics (both modes: in
+    Socket Mode the server carries only these)."""
+
     async def events(request: web.Request) -> web.StreamResponse:
         with app.acks.answering():  # background work waits until this answer is sent
             response = await answer(request)
@@ -34,6 +40,7 @@ def build_web_app(app: SlackApp) -> web.Application:
         try:
             app.guard.admit(request.headers, body, time.time())
         except RefusedError as refusal:
+            SLACK_REQUESTS.labels(kind="unverified", outcome="refused").inc()
             return web.json_response({"ok": False, "error": refusal.kind}, status=refusal.status)
         # Admitted: the signature covers these bytes and they decode (checked by the guard).
         bolt_request = AsyncBoltRequest(
@@ -54,7 +61,8 @@ def build_web_app(app: SlackApp) -> web.Application:
         return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
 
     web_app = web.Application()
-    web_app.add_routes([web.post(EVENTS_PATH, events), web.get(HEALTH_PATH, health), web.get(READY_PATH, ready)])
+    routes = [web.get(HEALTH_PATH, health), web.get(READY_PATH, ready), web.get(METRICS_PATH, metrics_endpoint)]
+    web_app.add_routes([web.post(EVENTS_PATH, events), *routes] if events_route else routes)
     return web_app
 
 
@@ -72,11 +80,12 @@ class RunningServer:
         await self.runner.cleanup()
 
 
-async def serve_http(app: SlackApp, host: str, port: int) -> RunningServer:
+async def serve_http(app: SlackApp, host: str, port: int, *, events_route: bool = True) -> RunningServer:
     """Serve on host:port (port 0 picks a free one); returns once listening (and authorised with Slack, so the
-    first requests do not wait for auth.test)."""
-    await app.authorization.warm_up()
-    runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
+    first requests do not wait for auth.test). Without ``events_route`` (Socket Mode) only health and metrics."""
+    if events_route:
+        await app.authorization.warm_up()
+    runner = web.AppRunner(build_web_app(app, events_route=events_route), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from bot.context import BotContext
+from bot.observe import ObservedDoctor
 from bot.people import Approvers
 from bot.slack_io import Poster, build_web_client, open_slack_session
 from bot.store import Store
@@ -41,7 +42,9 @@ async def bot_context(
         raise
     ctx = BotContext(
         settings=settings,
-        doctor=Doctor(directory=directory, settings=settings, environ=environ, m365=m365, secrets=secrets),
+        doctor=ObservedDoctor(
+            Doctor(directory=directory, settings=settings, environ=environ, m365=m365, secrets=secrets)
+        ),
         directory=directory,
         store=store,
         poster=Poster(client, secrets),

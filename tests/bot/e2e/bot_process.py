@@ -44,7 +44,10 @@ async def until(predicate: Callable[[], bool], within: float, what: str) -> None
 
 
 class BotProcess:
-    def __init__(self, sandbox: Sandbox, folder: Path, store_url: str, **settings: str) -> None:
+    def __init__(
+        self, sandbox: Sandbox, folder: Path, store_url: str, *, global_args: tuple[str, ...] = (), **settings: str
+    ) -> None:
+        self.global_args = global_args
         self.env_file = sandbox_env_file(
             sandbox, folder, name="bot.env", **{**FAST, "EMAILDOCTOR_STORE__URL": store_url, **settings}
         )
@@ -62,6 +65,7 @@ class BotProcess:
             log.flush()
             self.process = await asyncio.create_subprocess_exec(
                 EMAILDOCTOR,
+                *self.global_args,
                 *("--env-file", str(self.env_file), "bot", "--tick", TICK),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,

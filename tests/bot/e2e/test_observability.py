@@ -1,6 +1,7 @@
 """What an operator sees of the real `emaildoctor bot` process after the Send As story (/emailtest fails →
 Request fix → Approve → grant → re-test passes): its /metrics counts exactly that story, and its log is one
-JSON object per line, with a line per Slack request, diagnosis, change and scheduled run, and no secret."""
+JSON object per line, with a line per Slack request, diagnosis, change and scheduled run, and no secret, even at
+debug level with the SDKs' own loggers on."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ async def test_metrics_and_json_logs_after_the_send_as_story(sandbox_factory: Sa
         env = sandbox.settings_env()
         secrets = [env[name] for name in env if name.endswith(("SECRET", "TOKEN", "PASSWORD"))]
         assert len(secrets) >= 4
-        bot = BotProcess(sandbox, tmp_path, db.url, global_args=("--log-format", "json", "--log-level", "info"))
+        bot = BotProcess(sandbox, tmp_path, db.url, global_args=("--log-format", "json", "--log-level", "debug"))
         try:
             url = await bot.start()
             slack = SlackClient(workspace, bot_url=url, slack_base_url=sandbox.urls.slack)
@@ -42,7 +43,7 @@ async def test_metrics_and_json_logs_after_the_send_as_story(sandbox_factory: Sa
             assert delivery.status == 200, delivery.body
 
             def report() -> SlackMessage | None:
-                parents = [m for m in workspace.messages(HELPDESK) if "alice" in m.all_text()]
+                parents = [m for m in workspace.messages(HELPDESK) if "alice" in m.all_text().casefold()]
                 replies = [r for p in parents for r in workspace.replies(HELPDESK, p.ts)]
                 return next((r for r in replies if "request_fix" in r.action_ids()), None)
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from sandbox.runtime import Sandbox
 from sandbox.slack import SlackMessage, SlackWorkspace
 from tests.commands import run, sandbox_env_file, start
@@ -32,7 +34,7 @@ async def _message(workspace: SlackWorkspace, pool: Callable[[], list[SlackMessa
 async def test_the_bot_serves_emailtest_and_request_fix_over_socket_mode(sandbox: Sandbox, tmp_path: Path) -> None:
     workspace = sandbox.slack
     assert workspace is not None and workspace.app_token is not None
-    env_file = sandbox_env_file(sandbox, tmp_path, EMAILDOCTOR_SLACK__MODE="socket")
+    env_file = sandbox_env_file(sandbox, tmp_path, EMAILDOCTOR_SLACK__MODE="socket", EMAILDOCTOR_SLACK__PORT="0")
     process = await start("--env-file", str(env_file), "bot")
     assert process.stdout is not None and process.stderr is not None
     hub = workspace.socket_mode
@@ -75,6 +77,18 @@ async def test_the_bot_serves_emailtest_and_request_fix_over_socket_mode(sandbox
         deny = await slack.click(IVAN, card, "deny_request")
         assert deny.status == 200 and deny.url == second.url
         await workspace.wait_for(lambda: "Denied by" in workspace.latest(card).all_text(), timeout=WAIT)
+
+        # No inbound port for Slack, but one for the operator: health, readiness and metrics.
+        metrics_url = line.split("metrics: ", 1)[1].split(")", 1)[0]
+        async with aiohttp.ClientSession() as http:
+            async with http.get(metrics_url) as got:
+                assert got.status == 200
+                exposition = await got.text()
+            async with http.post(metrics_url.replace("/metrics", "/slack/events"), data=b"{}") as events:
+                assert events.status == 404  # Slack's events do not come in over HTTP in Socket Mode
+        assert 'emaildoctor_slack_requests_total{kind="command",outcome="ok"}' in exposition
+        assert 'emaildoctor_slack_requests_total{kind="action",outcome="ok"} 2.0' in exposition
+        assert 'emaildoctor_diagnoses_total{code="send_as_denied"} 1.0' in exposition
     finally:
         process.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(process.communicate(), 30)
