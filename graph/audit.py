@@ -33,7 +33,7 @@ from graph.audit_trustees import TrusteeFacts, UserSource
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
 from graph.groups import GroupMembers
-from graph.permissions import full_access_command, mailbox_permission_grant, recipient_permission_grant
+from graph.permission_rows import full_access_command, mailbox_permission_grant, recipient_permission_grant
 from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
 from plugin.clock import Clock
 from plugin.diagnosis import Right

@@ -224,6 +224,10 @@ class ExchangeAdmin:
             raise first_error(failed) from failed
         return [outcome for task in tasks for outcome in task.result()]
 
+    async def token_ready(self) -> None:
+        """Fetch the token now (from the cache once it is there), so what waits for it can start together."""
+        await self._token()
+
     def anchor_header(self, mailbox: str | None) -> str:
         """``UPN:<mailbox>`` for a call on one mailbox; the organisation's system mailbox otherwise."""
         return f"UPN:{mailbox}" if mailbox else f"APP:{SYSTEM_MAILBOX}@{self.tenant_id}"
