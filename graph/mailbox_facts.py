@@ -51,7 +51,9 @@ class MailboxFacts:
         """``Get-CASMailbox`` for the mailbox switch (None inherits) and ``Get-TransportConfig`` for the
         organisation's."""
         mailbox = check_mailbox(mailbox)
-        own, tenant = await asyncio.gather(self._mailbox_switch(mailbox), self._tenant_disabled(), return_exceptions=True)
+        own, tenant = await asyncio.gather(
+            self._mailbox_switch(mailbox), self._tenant_disabled(), return_exceptions=True
+        )
         if isinstance(own, BaseException):
             raise own
         if isinstance(tenant, ExchangeServiceError) and tenant.code is Code.EXCHANGE_ROLE_MISSING:
