@@ -105,12 +105,16 @@ async def run_cli(env: dict[str, str], user: str) -> tuple[float, dict[str, Any]
     seconds = time.monotonic() - started
     try:
         report = json.loads(out)
-    except ValueError:
-        raise SystemExit(f"emaildoctor test {user} did not print JSON (exit {process.returncode}): {err.decode()}")
+    except ValueError as exc:
+        raise SystemExit(
+            f"emaildoctor test {user} did not print JSON (exit {process.returncode}): {err.decode()}"
+        ) from exc
     return seconds, report
 
 
-async def run_in_process(sandbox: Sandbox, workdir: Path, user: str, runs: int) -> list[tuple[float, dict[str, Any]]]:
+async def run_in_process(
+    sandbox: Sandbox, workdir: Path, user: str, runs: int
+) -> list[tuple[float, dict[str, Any], list[Served]]]:
     from graph.services import M365Services
     from plugin.directory_files import FileDirectorySource
     from plugin.doctor import Doctor
@@ -127,9 +131,11 @@ async def run_in_process(sandbox: Sandbox, workdir: Path, user: str, runs: int) 
             secrets=list(settings.secret_values()),
         )
         for _ in range(runs):
+            journal: list[Served] = []
+            sandbox.faults.journal = journal
             started = time.monotonic()
             report = await doctor.diagnose(user)
-            results.append((time.monotonic() - started, report.to_json()))
+            results.append((time.monotonic() - started, report.to_json(), journal))
     return results
 
 
@@ -151,10 +157,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     faults.set(service, latency_ms=latency_ms)
                 done: list[tuple[float, dict[str, Any], list[Served]]] = []
                 if args.in_process:
-                    faults.journal = []
-                    for seconds, report in await run_in_process(sandbox, workdir, args.user, count):
-                        done.append((seconds, report, []))
-                    return done
+                    return await run_in_process(sandbox, workdir, args.user, count)
                 for _ in range(count):
                     faults.journal = []
                     seconds, report = await run_cli(env, args.user)
@@ -165,6 +168,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             baseline = await runs(0, args.runs)
             loaded = await runs(args.latency_ms, args.runs)
     t0 = statistics.median(s for s, _, _ in baseline)
+    if args.in_process:  # the first run signs in (cold); the others find the tokens and facts kept (warm)
+        t0_cold, t0 = baseline[0][0], statistics.median(s for s, _, _ in baseline[1:])
+    else:
+        t0_cold = t0
     latency = args.latency_ms / 1000
     cold_rounds = 2 + 1 + levels
     result: dict[str, Any] = {
@@ -172,6 +179,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms": args.latency_ms,
         "mode": "in-process" if args.in_process else "cli",
         "t0": t0,
+        "t0_cold": t0_cold,
         "group_levels": levels,
         "groups": why,
         "runs": [],
@@ -179,7 +187,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     for index, (seconds, report, journal) in enumerate(loaded):
         warm = args.in_process and index > 0
         rounds = cold_rounds - (2 if warm else 0)
-        critical = t0 + rounds * latency
+        critical = (t0 if warm else t0_cold) + rounds * latency
         chain = observed_chain(journal)
         result["runs"].append(
             {
@@ -206,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(measure(args))
     print(
         f"{result['mode']}: `test {result['user']}`, {result['latency_ms']:g} ms per Microsoft request; "
-        f"t0 (no latency, median) {result['t0']:.2f} s; group levels {result['group_levels']} ({result['groups']})"
+        f"t0 (no latency, median) {result['t0']:.2f} s (cold {result['t0_cold']:.2f} s); group levels {result['group_levels']} ({result['groups']})"
     )
     for run in result["runs"]:
         chain = (

@@ -9,9 +9,14 @@ Phases (requests for a tenant of N mailboxes with G SendAs grants, page size P �
 3. **Mailboxes and FullAccess**: ``Get-Mailbox -ResultSize Unlimited`` in pages (N / P requests). The API has no
    tenant-wide FullAccess query, so each listed page feeds ``Get-MailboxPermission -Identity`` for its mailboxes,
    10 per ``$batch`` (N / 10 requests), run by a bounded pool of workers while the listing goes on.
-4. **Trustees**: facts (disabled, guest, shared, unknown) for the trustees that hold something, from one more
-   paged ``Get-Mailbox`` (N / P requests) and, for the few trustees without a mailbox, the directory
-   (:mod:`graph.audit_trustees`).
+4. **Trustees**: facts (disabled, guest, shared, unknown) for the trustees that hold something, from the same
+   listing (it selects the facts too and keeps them for the trustees known by then), then for the trustees found
+   later one ``Get-Mailbox`` each in ``$batch`` when they are few, else one more paged listing, and for the few
+   trustees without a mailbox the directory (:mod:`graph.audit_trustees`).
+
+Phases 1 and 2 run side by side, and the directory's addresses are mapped while the snapshot is taken. Requests are
+paced by :class:`graph.exchange.ExchangeAdmin` (in-flight limit, and the service's request budget learned from its
+``Rate-Limit-*`` answers), so a large tenant waits for its budget instead of collecting 429s.
 
 Memory: one page of each listing at a time, a bounded queue of mailbox chunks, the pending grants and the facts of
 their trustees, i.e. the size of the result, not of the tenant. Raw responses are never kept. Throttling is the
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses, planned_groups
-from graph.audit_trustees import TrusteeFacts, UserSource
+from graph.audit_trustees import FACT_FIELDS, TrusteeFacts, UserSource
 
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
@@ -40,7 +45,8 @@ from plugin.diagnosis import Right
 from plugin.directory import Directory
 from plugin.errors import NotFoundError
 
-LISTING_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName")
+LISTING_FIELDS = ("Identity", "Name", *FACT_FIELDS)
+"""One listing gives the addresses for the FullAccess reads, the Names behind SendAs rows and the trustee facts."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,11 @@ class TenantAudit:
 
     async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
         """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
-        snapshot = await self.snapshot()
-        canonical = await self._canonical(planned_addresses(directory)) if directory is not None else {}
+        canonical: dict[str, str] = {}
+        if directory is None:
+            snapshot = await self.snapshot()
+        else:  # the directory's addresses do not depend on the snapshot: map them while it is taken
+            snapshot, canonical = await asyncio.gather(self.snapshot(), self._canonical(planned_addresses(directory)))
         memberships = await self._memberships(snapshot, canonical)
         found = findings(snapshot, directory, canonical, memberships)
         return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=found)
@@ -153,6 +162,7 @@ class _Run:
         self.send_as: dict[str, list[Grant]] = {}  # mailbox Name/Identity (casefold) → SendAs rows awaiting an address
         self.delegations: list[tuple[str, str]] = []  # (mailbox address, delegate Name)
         self.names: dict[str, str] = {}  # recipient Name (casefold) → address, for the Names we need
+        self.facts = TrusteeFacts(self.exchange, audit._users, lookup_limit=audit._lookup_limit)
         self.domains: set[str] = set()
         self.listed = 0
         self.done = 0
@@ -160,8 +170,14 @@ class _Run:
         self.warnings: list[str] = []
 
     async def collect(self) -> list[Grant]:
-        await self._send_on_behalf()
-        await self._send_as()
+        # The two tenant-wide queries run side by side; the listing comes after them, so it knows which Names and
+        # trustees to keep (memory bounded by the result, not the tenant).
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._send_on_behalf())
+                group.create_task(self._send_as())
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from group_error
         await self._mailboxes_and_full_access()
         while self.send_as:
             name, rows = self.send_as.popitem()
@@ -200,6 +216,7 @@ class _Run:
                 name = str(row.get("Identity") or "")
                 grant = recipient_permission_grant(row, name)
                 if grant is not None and self._keep(grant):
+                    self.facts.want(grant)
                     self.send_as.setdefault(name.casefold(), []).append(grant)
                     self.names.setdefault(name.casefold(), "")
 
@@ -218,6 +235,7 @@ class _Run:
                     for row in page.rows:
                         address = str(row.get("PrimarySmtpAddress") or row.get("UserPrincipalName") or "")
                         self._note_mailbox(row, address)
+                        self.facts.note(row, self.names)
                         chunk.append(address)
                         if len(chunk) == self.exchange.batch_size:
                             await queue.put(chunk)
@@ -241,7 +259,9 @@ class _Run:
                     self.warnings.append(f"{address} disappeared during the audit: {outcome.error}")
                     continue
                 rows = outcome.unwrap().rows
-                self.grants.extend(g for r in rows if (g := mailbox_permission_grant(r, address)) and self._keep(g))
+                for grant in (g for r in rows if (g := mailbox_permission_grant(r, address)) and self._keep(g)):
+                    self.facts.want(grant)
+                    self.grants.append(grant)
             self.done += len(chunk)
             self._report("full_access")
 
@@ -259,7 +279,7 @@ class _Run:
     # --- phase 4: trustee facts ------------------------------------------------------------------------------
     async def _classify(self) -> list[Grant]:
         self._report("trustees")
-        facts = TrusteeFacts(self.exchange, self.audit._users, lookup_limit=self.audit._lookup_limit)
+        facts = self.facts
         await facts.settle(self.grants, self.domains)
         for index, grant in enumerate(self.grants):  # in place: the unclassified row is freed at once
             self.grants[index] = facts.classify(grant)

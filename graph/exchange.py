@@ -38,6 +38,7 @@ from graph.exchange_errors import (
     parse_error,
     translate,
 )
+from graph.exchange_pacing import RequestBudget
 from graph.http import MAX_RETRY_AFTER_S, retry_after_seconds
 from plugin.diagnosis import Code
 from plugin.errors import ConfigError, EmailDoctorError, ServiceError
@@ -154,6 +155,8 @@ class ExchangeAdmin:
         self._on_token_rejected = on_token_rejected
         """Called once per request when the service answers 401: drop the cached token, then retry with a new one."""
         self.stats = ExchangeStats()
+        self.budget = RequestBudget(monotonic=monotonic, sleep=sleep)
+        """The service's request budget, learned from its answers; requests wait for it (graph.exchange_pacing)."""
 
     # --- public API ----------------------------------------------------------------------------------------
     async def invoke(
@@ -240,7 +243,11 @@ class ExchangeAdmin:
         while pending:
             requests = [self._batch_item(str(i), chunk[i]) for i in pending]
             payload = await self._post(
-                f"{self._root}/$batch", json.dumps({"requests": requests}).encode(), self._batch_headers(), None
+                f"{self._root}/$batch",
+                json.dumps({"requests": requests}).encode(),
+                self._batch_headers(),
+                None,
+                cost=len(requests),
             )
             self.stats.batch_items += len(pending)
             answered = {str(r.get("id")): r for r in payload.get("responses") or [] if isinstance(r, dict)}
@@ -329,31 +336,22 @@ class ExchangeAdmin:
         }
 
     # --- one HTTP request, with retries --------------------------------------------------------------------
-    async def _post(self, url: str, body: bytes, headers: Mapping[str, str], command: Command | None) -> Any:
+    async def _post(
+        self, url: str, body: bytes, headers: Mapping[str, str], command: Command | None, *, cost: int = 1
+    ) -> Any:
+        """``cost``: tokens of the service's budget this request spends (one per ``$batch`` item)."""
         cmdlet = command.cmdlet if command else "$batch"
         attempt = 0
         renewed = False
         while True:
             token = await self._token()
             request_headers = {**headers, "Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
-            async with self._gate:
-                self.stats.requests += 1
-                if command is None:
-                    self.stats.batch_requests += 1
-                try:
-                    response = await self._http.post(url, content=body, headers=request_headers, timeout=self._timeout)
-                except httpx.TimeoutException as exc:
-                    raise ServiceError(
-                        f"Exchange Online did not answer {cmdlet} within {self._timeout:g} s", code=Code.TIMEOUT
-                    ) from exc
-                except httpx.TransportError as exc:
-                    if isinstance(exc, httpx.ConnectError) and attempt < self._max_retries:
-                        response = None
-                    else:
-                        raise ServiceError(
-                            f"Exchange Online could not be reached for {cmdlet}: {exc!s}",
-                            code=Code.SERVER_UNAVAILABLE,
-                        ) from exc
+            await self.budget.take(cost)
+            response: httpx.Response | None = None
+            try:
+                response = await self._send(url, body, request_headers, cmdlet, command is None, attempt)
+            finally:
+                self.budget.answered(cost, response.headers if response is not None else {})
             if (
                 response is not None
                 and response.status_code == 401
@@ -375,6 +373,27 @@ class ExchangeAdmin:
                 self.stats.throttled += 1
             attempt += 1
             await self._sleep(delay)
+
+    async def _send(
+        self, url: str, body: bytes, headers: Mapping[str, str], cmdlet: str, batch: bool, attempt: int
+    ) -> httpx.Response | None:
+        """One POST under the in-flight limit; None for a connection refused that is worth retrying."""
+        async with self._gate:
+            self.stats.requests += 1
+            if batch:
+                self.stats.batch_requests += 1
+            try:
+                return await self._http.post(url, content=body, headers=headers, timeout=self._timeout)
+            except httpx.TimeoutException as exc:
+                raise ServiceError(
+                    f"Exchange Online did not answer {cmdlet} within {self._timeout:g} s", code=Code.TIMEOUT
+                ) from exc
+            except httpx.TransportError as exc:
+                if isinstance(exc, httpx.ConnectError) and attempt < self._max_retries:
+                    return None
+                raise ServiceError(
+                    f"Exchange Online could not be reached for {cmdlet}: {exc!s}", code=Code.SERVER_UNAVAILABLE
+                ) from exc
 
     def _payload(self, response: httpx.Response, command: Command | None) -> Any:
         cmdlet = command.cmdlet if command else "$batch"
