@@ -149,6 +149,7 @@ class ExchangeAdmin:
         self._max_retries = max_retries
         self._timeout = timeout
         self._gate = asyncio.Semaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
         self._sleep = sleep
         self._monotonic = monotonic
         self._connection_id = str(uuid.uuid4())
