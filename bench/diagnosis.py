@@ -195,6 +195,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "rounds": rounds,
                 "critical_path": critical,
                 "ratio": seconds / critical,
+                "added_by_latency": seconds - (t0 if warm else t0_cold),
+                "needed_latency": rounds * latency,
                 "requests": len(journal),
                 "observed_chain": [f"{s.service}:{s.what.rsplit('/', 1)[-1]}" for s in chain],
                 "summary": _summary(report),
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"  {run['seconds']:.2f} s, critical path {run['critical_path']:.2f} s ({run['rounds']} rounds) = "
-            f"{run['ratio']:.2f}×, {run['requests'] or '?'} requests, {run['summary']}{chain}"
+            f"{run['ratio']:.2f}×; latency added {run['added_by_latency']:.2f} s for {run['needed_latency']:.2f} s "
+            f"needed; {run['requests'] or '?'} requests, {run['summary']}{chain}"
         )
     ratios = [run["ratio"] for run in result["runs"]]
     seconds = [run["seconds"] for run in result["runs"]]
