@@ -9,10 +9,9 @@ Phases (requests for a tenant of N mailboxes with G SendAs grants, page size P �
 3. **Mailboxes and FullAccess**: ``Get-Mailbox -ResultSize Unlimited`` in pages (N / P requests). The API has no
    tenant-wide FullAccess query, so each listed page feeds ``Get-MailboxPermission -Identity`` for its mailboxes,
    10 per ``$batch`` (N / 10 requests), run by a bounded pool of workers while the listing goes on.
-4. **Trustees**: facts (disabled, guest, shared, unknown) for the trustees that hold something, from the same
-   listing (it selects the facts too and keeps them for the trustees known by then), then for the trustees found
-   later one ``Get-Mailbox`` each in ``$batch`` when they are few, else one more paged listing, and for the few
-   trustees without a mailbox the directory (:mod:`graph.audit_trustees`).
+4. **Trustees**: facts (disabled, guest, shared, unknown) for the trustees that hold something, from one more
+   paged ``Get-Mailbox`` (N / P requests) and, for the few trustees without a mailbox, the directory
+   (:mod:`graph.audit_trustees`).
 
 Phases 1 and 2 run side by side, and the directory's addresses are mapped while the snapshot is taken. Requests are
 paced by :class:`graph.exchange.ExchangeAdmin` (in-flight limit, and the service's request budget learned from its
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from graph.audit_findings import AuditReport, Snapshot, diff, findings, planned_addresses, planned_groups
-from graph.audit_trustees import FACT_FIELDS, TrusteeFacts, UserSource
+from graph.audit_trustees import TrusteeFacts, UserSource
 
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
@@ -45,8 +44,7 @@ from plugin.diagnosis import Right
 from plugin.directory import Directory
 from plugin.errors import NotFoundError
 
-LISTING_FIELDS = ("Identity", "Name", *FACT_FIELDS)
-"""One listing gives the addresses for the FullAccess reads, the Names behind SendAs rows and the trustee facts."""
+LISTING_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName")
 
 
 @dataclass(frozen=True)
@@ -162,7 +160,6 @@ class _Run:
         self.send_as: dict[str, list[Grant]] = {}  # mailbox Name/Identity (casefold) → SendAs rows awaiting an address
         self.delegations: list[tuple[str, str]] = []  # (mailbox address, delegate Name)
         self.names: dict[str, str] = {}  # recipient Name (casefold) → address, for the Names we need
-        self.facts = TrusteeFacts(self.exchange, audit._users, lookup_limit=audit._lookup_limit)
         self.domains: set[str] = set()
         self.listed = 0
         self.done = 0
@@ -170,8 +167,8 @@ class _Run:
         self.warnings: list[str] = []
 
     async def collect(self) -> list[Grant]:
-        # The two tenant-wide queries run side by side; the listing comes after them, so it knows which Names and
-        # trustees to keep (memory bounded by the result, not the tenant).
+        # The two tenant-wide queries run side by side; the listing comes after them, so it knows which Names to
+        # keep (memory bounded by the result, not the tenant).
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._send_on_behalf())
@@ -216,7 +213,6 @@ class _Run:
                 name = str(row.get("Identity") or "")
                 grant = recipient_permission_grant(row, name)
                 if grant is not None and self._keep(grant):
-                    self.facts.want(grant)
                     self.send_as.setdefault(name.casefold(), []).append(grant)
                     self.names.setdefault(name.casefold(), "")
 
@@ -235,7 +231,6 @@ class _Run:
                     for row in page.rows:
                         address = str(row.get("PrimarySmtpAddress") or row.get("UserPrincipalName") or "")
                         self._note_mailbox(row, address)
-                        self.facts.note(row, self.names)
                         chunk.append(address)
                         if len(chunk) == self.exchange.batch_size:
                             await queue.put(chunk)
@@ -259,9 +254,7 @@ class _Run:
                     self.warnings.append(f"{address} disappeared during the audit: {outcome.error}")
                     continue
                 rows = outcome.unwrap().rows
-                for grant in (g for r in rows if (g := mailbox_permission_grant(r, address)) and self._keep(g)):
-                    self.facts.want(grant)
-                    self.grants.append(grant)
+                self.grants.extend(g for r in rows if (g := mailbox_permission_grant(r, address)) and self._keep(g))
             self.done += len(chunk)
             self._report("full_access")
 
@@ -279,7 +272,7 @@ class _Run:
     # --- phase 4: trustee facts ------------------------------------------------------------------------------
     async def _classify(self) -> list[Grant]:
         self._report("trustees")
-        facts = self.facts
+        facts = TrusteeFacts(self.exchange, self.audit._users, lookup_limit=self.audit._lookup_limit)
         await facts.settle(self.grants, self.domains)
         for index, grant in enumerate(self.grants):  # in place: the unclassified row is freed at once
             self.grants[index] = facts.classify(grant)

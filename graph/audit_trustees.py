@@ -3,14 +3,9 @@
 Exchange prints trustees as UPNs (users), display names (groups), bare SIDs (deleted accounts) and object ids
 (service principals). Only the first kind needs facts, and only for the trustees that hold something:
 
-1. **Exchange**: the audit's own mailbox listing (``Get-Mailbox -ResultSize Unlimited``, which also feeds the
-   FullAccess reads) selects ``AccountDisabled`` and ``RecipientTypeDetails`` too and hands every row to
-   :meth:`TrusteeFacts.note`, which keeps the facts of the trustees found so far (:meth:`TrusteeFacts.want`). The
-   trustees found after the listing passed their row are read one ``Get-Mailbox`` each (10 per ``$batch``) when
-   they are few, else with one more paged listing (N/1000 requests, fewer of the service's budget than thousands of
-   single reads). Without a listing of the audit's, :meth:`TrusteeFacts.settle` lists the mailboxes itself. This
-   settles every trustee that has a mailbox (nearly all of them), and knows that a shared mailbox's disabled
-   account is no risk.
+1. **Exchange, tenant-wide**: one more paged ``Get-Mailbox -ResultSize Unlimited`` (N/1000 requests) selecting
+   ``AccountDisabled`` and ``RecipientTypeDetails``; facts are kept only for wanted trustees. This settles every
+   trustee that has a mailbox (nearly all of them), and knows that a shared mailbox's disabled account is no risk.
 2. **The directory** (``graph.users.GraphUserDirectory``) for the rest (mail users, guests whose UPN has no
    ``#EXT#``, object ids in GrantSendOnBehalfTo): one lookup each when they are few, else one pass over
    ``all_users`` keeping only the matches. Streaming the whole directory every time would cost about 4 ms per user
@@ -23,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from graph.exchange import Command, ExchangeAdmin
+from graph.exchange import ExchangeAdmin
 from graph.permissions_model import GUID, Grant, TrusteeKind, as_bool, external_address
 from plugin.addresses import is_address
-from plugin.errors import ConfigError, NotFoundError
+from plugin.errors import ConfigError
 from plugin.interfaces import MailboxKind, UserRecord
 
 SHARED_TYPES = {"sharedmailbox", "roommailbox", "equipmentmailbox"}
@@ -53,7 +48,7 @@ class UserSource(Protocol):
     async def get_user(self, id_or_upn: str) -> UserRecord | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Facts:
     address: str
     enabled: bool
@@ -63,17 +58,8 @@ class Facts:
 
 class TrusteeFacts:
     def __init__(
-        self,
-        exchange: ExchangeAdmin,
-        users: UserSource,
-        *,
-        lookup_limit: int = 50,
-        lookup_concurrency: int = 4,
-        batch_limit: int = 200,
+        self, exchange: ExchangeAdmin, users: UserSource, *, lookup_limit: int = 50, lookup_concurrency: int = 4
     ) -> None:
-        """``batch_limit``: up to this many trustees the listing missed are read one by one in ``$batch`` (each
-        costs one of the service's request budget), more are read with one more listing (one per 1,000)."""
-        self._batch_limit = batch_limit
         self._exchange = exchange
         self._users = users
         self._lookup_limit = lookup_limit
@@ -82,36 +68,13 @@ class TrusteeFacts:
         self.directory_lookups = 0
         self.directory_streamed = False
         self._domains: set[str] = set()
-        self._wanted: set[str] = set()
-        self._listed = False
-
-    def want(self, grant: Grant) -> None:
-        """A grant found before the listing reached its trustee: keep the trustee's facts when the row comes."""
-        if _needs_facts(grant):
-            self._wanted.add(grant.trustee.casefold())
-
-    def note(self, row: Mapping[str, object], names: Mapping[str, object] | None = None) -> None:
-        """Keep the facts of one ``Get-Mailbox`` row (selected with :data:`FACT_FIELDS`) listed by the audit, if a
-        trustee wanted so far (:meth:`want`), or a Name in ``names`` (SendOnBehalf delegates), is this mailbox."""
-        self._listed = True
-        keys = _row_keys(row)
-        names = names or {}
-        labels = keys | {str(row.get(f) or "").casefold() for f in ("Identity", "Name")}
-        if keys & self._wanted or any(label in names for label in labels):
-            fact = _fact_of(row)
-            if fact is not None:
-                self.facts.update(dict.fromkeys(keys, fact))
 
     async def settle(self, grants: Iterable[Grant], tenant_domains: set[str]) -> None:
         """Find the facts of every trustee in ``grants`` that needs them (see the module docstring)."""
         self._domains = tenant_domains
         wanted = {g.trustee.casefold() for g in grants if _needs_facts(g)}
-        self._wanted = set()
-        missing = wanted - set(self.facts)
-        if missing and self._listed and len(missing) <= self._batch_limit:
-            await self._from_exchange_each(missing)
-        elif missing:
-            await self._from_exchange(missing)
+        if wanted:
+            await self._from_exchange(wanted)
         leftovers = sorted(wanted - set(self.facts))
         if len(leftovers) > self._lookup_limit:
             await self._stream_directory(set(leftovers))
@@ -121,24 +84,13 @@ class TrusteeFacts:
     async def _from_exchange(self, wanted: set[str]) -> None:
         async for page in self._exchange.pages("Get-Mailbox", {"ResultSize": "Unlimited"}, select=FACT_FIELDS):
             for row in page.rows:
-                hits = _row_keys(row) & wanted
+                keys = {str(row.get(f) or "").casefold() for f in FACT_FIELDS[:3]} - {""}
+                hits = keys & wanted
                 if hits:
-                    fact = _fact_of(row) or Facts(next(iter(hits)), True)
+                    shared = str(row.get("RecipientTypeDetails") or "").casefold() in SHARED_TYPES
+                    disabled = as_bool(row.get("AccountDisabled"))
+                    fact = Facts(str(row.get("PrimarySmtpAddress") or next(iter(hits))), not disabled, shared=shared)
                     self.facts.update(dict.fromkeys(hits, fact))
-
-    async def _from_exchange_each(self, wanted: set[str]) -> None:
-        """The trustees found after the listing passed them: one ``Get-Mailbox`` each, 10 per ``$batch``."""
-        keys = sorted(k for k in wanted if not GUID.match(k))
-        outcomes = await self._exchange.batch(
-            [Command("Get-Mailbox", {"Identity": k}, select=FACT_FIELDS) for k in keys]
-        )
-        for key, outcome in zip(keys, outcomes, strict=True):
-            if outcome.result is not None and outcome.result.rows:
-                fact = _fact_of(outcome.result.rows[0])
-                if fact is not None:
-                    self.facts[key] = fact
-            elif outcome.error is not None and not isinstance(outcome.error, NotFoundError):
-                raise outcome.error
 
     async def _look_up(self, key: str) -> None:
         async with self._gate:
@@ -175,16 +127,6 @@ class TrusteeFacts:
         else:
             kind = TrusteeKind.USER
         return dataclasses.replace(grant, trustee=fact.address, trustee_kind=kind)
-
-
-def _row_keys(row: Mapping[str, object]) -> set[str]:
-    return {str(row.get(f) or "").casefold() for f in FACT_FIELDS[:3]} - {""}
-
-
-def _fact_of(row: Mapping[str, object]) -> Facts | None:
-    address = str(row.get("PrimarySmtpAddress") or row.get("UserPrincipalName") or "")
-    shared = str(row.get("RecipientTypeDetails") or "").casefold() in SHARED_TYPES
-    return Facts(address, not as_bool(row.get("AccountDisabled")), shared=shared) if address else None
 
 
 def _needs_facts(grant: Grant) -> bool:
