@@ -92,6 +92,14 @@ class Run:
     seconds: float
     batch_items: int = 0
     retries: int = 0
+    retried_items: int = 0
+    """Requests and ``$batch`` items sent again after a 429 (or another retryable answer)."""
+    invoke_requests: int = 0
+    bound_s: float | None = None
+    """requests × latency / in-flight limit: the time the requests take at full concurrency, no budget."""
+    floor_s: float | None = None
+    """(budget cost − bucket size) / refill rate: the least time the service's request budget allows."""
+    budget_waited_s: float = 0.0
     peak_mib: float | None = None
     sampled: int | None = None
     phases: dict[str, float] = field(default_factory=dict)
@@ -112,6 +120,7 @@ def directory_with(mailboxes: list[str]) -> Directory:
 
 
 async def run_audit(services: M365Services, traced: bool, group_held: list[str]) -> Run:
+    waited_before = services.exchange.budget.waited
     directory = directory_with(group_held)
     marks: dict[str, float] = {}
     started = time.monotonic()
@@ -140,6 +149,9 @@ async def run_audit(services: M365Services, traced: bool, group_held: list[str])
         seconds=seconds,
         batch_items=after[1] - before[1],
         retries=after[2] - before[2],
+        retried_items=after[3] - before[3],
+        invoke_requests=(after[0] - before[0]) - (after[4] - before[4]),
+        budget_waited_s=services.exchange.budget.waited - waited_before,
         peak_mib=peak,
         phases={name: round(end - marks[name], 2) for name, end in zip(order, ends, strict=False)},
         grants=len(report.snapshot.grants),
@@ -184,12 +196,30 @@ async def run_loop(services: M365Services, sample: int | None) -> Run:
     )
 
 
-def _calls(exchange: ExchangeAdmin) -> tuple[int, int, int]:
-    return exchange.stats.requests, exchange.stats.batch_items, exchange.stats.retries
+def _calls(exchange: ExchangeAdmin) -> tuple[int, int, int, int, int]:
+    """(requests, batch items, retries, retried items, batch requests)."""
+    stats = exchange.stats
+    return stats.requests, stats.batch_items, stats.retries, stats.throttled, stats.batch_requests
+
+
+def add_bounds(run: Run, latency_ms: float, in_flight: int, behaviour: dict[str, Any]) -> None:
+    """The requests × latency / in-flight bound and the request budget's floor (sandbox defaults unless changed)."""
+    from sandbox.settings import Behaviour
+
+    limits = Behaviour().changed(**behaviour)
+    run.bound_s = run.calls * latency_ms / 1000 / in_flight
+    cost = run.batch_items + run.invoke_requests
+    rate = limits.exchange_rate_limit / limits.exchange_rate_window_seconds
+    run.floor_s = max(0.0, (cost - limits.exchange_rate_limit) / rate)
 
 
 async def bench_size(
-    size: int, latency_ms: float, loop_sample: int | None, skip_loop: bool, behaviour: dict[str, Any]
+    size: int,
+    latency_ms: float,
+    loop_sample: int | None,
+    skip_loop: bool,
+    behaviour: dict[str, Any],
+    trace_timed: bool = False,
 ) -> list[Run]:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
@@ -201,13 +231,15 @@ async def bench_size(
         settings = load_settings(overrides=_settings_overrides(env))
         results: list[Run] = []
         async with M365Services(settings.m365) as services:
-            audit = await run_audit(services, traced=False, group_held=started["group_held"])
+            audit = await run_audit(services, traced=trace_timed, group_held=started["group_held"])
             audit.groups = started["groups"]
+            add_bounds(audit, latency_ms, services.exchange.max_in_flight, behaviour)
             _say(audit)
             results.append(audit)
-            traced = await run_audit(services, traced=True, group_held=started["group_held"])
-            audit.peak_mib = traced.peak_mib
-            print(f"  audit under tracemalloc: peak {traced.peak_mib:.1f} MiB", flush=True)
+            if not trace_timed:
+                traced = await run_audit(services, traced=True, group_held=started["group_held"])
+                audit.peak_mib = traced.peak_mib
+                print(f"  audit under tracemalloc: peak {traced.peak_mib:.1f} MiB", flush=True)
             if not skip_loop:
                 loop = await run_loop(services, loop_sample)
                 _say(loop)
@@ -237,9 +269,17 @@ def _say(run: Run) -> None:
             f", {run.groups} groups in the tenant, {run.groups_read} read for {run.employees} employees' "
             f"predictions ({run.predicted} predicted failures)"
         )
+    bounds = ""
+    if run.bound_s is not None and run.floor_s is not None:
+        bounds = (
+            f", bound {run.bound_s:.1f} s ({run.seconds / run.bound_s:.2f}×), budget floor {run.floor_s:.1f} s"
+            + (f" ({run.seconds / run.floor_s:.2f}×)" if run.floor_s else "")
+            + f", {run.retried_items} retried items of {run.batch_items + run.invoke_requests}"
+            + f", waited {run.budget_waited_s:.1f} s for the budget"
+        )
     print(
         f"  {run.what}: {run.mailboxes} mailboxes, {run.calls} requests, {run.seconds:.1f} s, "
-        f"{run.retries} retries{extra}{phases}",
+        f"{run.retries} retries{extra}{bounds}{phases}",
         flush=True,
     )
 
@@ -326,6 +366,11 @@ async def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the sandbox's per-tenant limit of requests in flight (default 10; below 8 the client gets 429s)",
     )
+    parser.add_argument(
+        "--trace-timed",
+        action="store_true",
+        help="measure memory (tracemalloc) in the timed run instead of a second run (for long, budget-bound runs)",
+    )
     parser.add_argument("--write", type=Path, default=None, help="write the Markdown report here")
     parser.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -334,8 +379,11 @@ async def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         print(f"{size} mailboxes:", flush=True)
         behaviour = {} if args.max_concurrent is None else {"exchange_max_concurrent_requests": args.max_concurrent}
-        results[size] = await bench_size(size, args.latency_ms, args.loop_sample, args.no_loop, behaviour)
+        results[size] = await bench_size(
+            size, args.latency_ms, args.loop_sample, args.no_loop, behaviour, args.trace_timed
+        )
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this (client) process: {rss_mib:.0f} MiB", flush=True)
     report = markdown(results, args.latency_ms, info, rss_mib)
     print(report)
     if args.write:

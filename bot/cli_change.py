@@ -12,7 +12,7 @@ from bot.grant_grammar import effect_words
 from bot.pipeline import found_unchanged
 from bot.store import ChangeRecord, ChangeState
 from graph.exchange import ExchangeAdmin
-from graph.permissions import change_command
+from graph.permission_rows import change_command
 from graph.permissions_model import SID, ChangeAction
 from graph.recipients import Recipient, look_up, looks_like_admin
 from plugin.diagnosis import Right

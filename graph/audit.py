@@ -13,6 +13,10 @@ Phases (requests for a tenant of N mailboxes with G SendAs grants, page size P â
    paged ``Get-Mailbox`` (N / P requests) and, for the few trustees without a mailbox, the directory
    (:mod:`graph.audit_trustees`).
 
+Phases 1 and 2 run side by side, and the directory's addresses are mapped while the snapshot is taken. Requests are
+paced by :class:`graph.exchange.ExchangeAdmin` (in-flight limit, and the service's request budget learned from its
+``Rate-Limit-*`` answers), so a large tenant waits for its budget instead of collecting 429s.
+
 Memory: one page of each listing at a time, a bounded queue of mailbox chunks, the pending grants and the facts of
 their trustees, i.e. the size of the result, not of the tenant. Raw responses are never kept. Throttling is the
 client's (:class:`graph.exchange.ExchangeAdmin`): Retry-After is honoured, in-flight requests are bounded.
@@ -33,7 +37,7 @@ from graph.audit_trustees import TrusteeFacts, UserSource
 __all__ = ["AuditProgress", "AuditStats", "Clock", "TenantAudit", "UserSource"]
 from graph.exchange import Command, ExchangeAdmin, first_error
 from graph.groups import GroupMembers
-from graph.permissions import full_access_command, mailbox_permission_grant, recipient_permission_grant
+from graph.permission_rows import full_access_command, mailbox_permission_grant, recipient_permission_grant
 from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, kind_from_label
 from plugin.clock import Clock
 from plugin.diagnosis import Right
@@ -90,8 +94,11 @@ class TenantAudit:
 
     async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
         """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
-        snapshot = await self.snapshot()
-        canonical = await self._canonical(planned_addresses(directory)) if directory is not None else {}
+        canonical: dict[str, str] = {}
+        if directory is None:
+            snapshot = await self.snapshot()
+        else:  # the directory's addresses do not depend on the snapshot: map them while it is taken
+            snapshot, canonical = await asyncio.gather(self.snapshot(), self._canonical(planned_addresses(directory)))
         memberships = await self._memberships(snapshot, canonical)
         found = findings(snapshot, directory, canonical, memberships)
         return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=found)
@@ -160,8 +167,14 @@ class _Run:
         self.warnings: list[str] = []
 
     async def collect(self) -> list[Grant]:
-        await self._send_on_behalf()
-        await self._send_as()
+        # The two tenant-wide queries run side by side; the listing comes after them, so it knows which Names to
+        # keep (memory bounded by the result, not the tenant).
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._send_on_behalf())
+                group.create_task(self._send_as())
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from group_error
         await self._mailboxes_and_full_access()
         while self.send_as:
             name, rows = self.send_as.popitem()

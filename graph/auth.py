@@ -9,7 +9,9 @@ Every consumer gets the one token shape, :data:`~plugin.probe_request.TokenSourc
 
 msal is synchronous and reads the authority's OpenID configuration in its constructor, so the msal app is
 built on first use, in a worker thread, and every msal call runs through :func:`asyncio.to_thread`. One lock
-serialises them, so concurrent first calls make one token request and then share msal's in-memory cache.
+guards building the app (the authority's metadata is read once); then one lock per scope, so concurrent first calls
+for a scope make one token request and share msal's in-memory cache, while the Graph and the Exchange tokens are
+fetched at the same time (msal's token cache is thread-safe).
 Its HTTP session trusts ``m365.ca_file`` plus the system store and ignores ``REQUESTS_CA_BUNDLE`` and proxy
 variables (settings decide, as in :mod:`graph.http`). Failures become :class:`SignInError` (a
 :class:`~plugin.errors.ServiceError`) with a message naming the setting to fix; never the secret.
@@ -291,6 +293,8 @@ class AppTokenProvider:
         self._app: msal.ConfidentialClientApplication | None = None
         self._thumbprint: str | None = None
         self._lock = threading.Lock()
+        """Guards building the msal app and the per-scope locks."""
+        self._scope_locks: dict[str, threading.Lock] = {}
 
     @property
     def secrets(self) -> list[str]:
@@ -316,9 +320,11 @@ class AppTokenProvider:
         import msal
 
         with self._lock:
-            if self._app is None:
-                return
-            cache = self._app.token_cache
+            app = self._app
+        if app is None:
+            return
+        with self._scope_lock(scope):
+            cache = app.token_cache
             for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=[scope])):
                 cache.remove_at(entry)
 
@@ -333,18 +339,23 @@ class AppTokenProvider:
     def _acquire(self, scope: str, claims: str | None) -> AppToken:
         from msal.exceptions import MsalServiceError
 
-        with self._lock:
-            try:
+        try:
+            with self._lock:
                 app = self._msal_app()
+            with self._scope_lock(scope):
                 result = app.acquire_token_for_client([scope], claims_challenge=claims)
-            except (requests.RequestException, MsalServiceError, ValueError, RuntimeError) as exc:
-                raise failure_error(exc, self.settings) from exc
+        except (requests.RequestException, MsalServiceError, ValueError, RuntimeError) as exc:
+            raise failure_error(exc, self.settings) from exc
         if not isinstance(result, dict) or "access_token" not in result:
             raise refusal_error(result or {}, self.settings, thumbprint=self._thumbprint)
         expires_in = int(result.get("expires_in") or 0)
         return AppToken(
             str(result["access_token"]), int(time.time()) + expires_in, result.get("token_source") == "cache"
         )
+
+    def _scope_lock(self, scope: str) -> threading.Lock:
+        with self._lock:
+            return self._scope_locks.setdefault(scope, threading.Lock())
 
     def _msal_app(self) -> msal.ConfidentialClientApplication:
         if self._app is None:

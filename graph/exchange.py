@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from graph.exchange_errors import (
-    CONCURRENCY_TEXT,
     ExchangeErrorInfo,
     ExchangeServiceError,
     is_page_expired,
@@ -38,73 +35,48 @@ from graph.exchange_errors import (
     parse_error,
     translate,
 )
-from graph.http import MAX_RETRY_AFTER_S, retry_after_seconds
+from graph.exchange_model import (
+    HASHTABLE,
+    MAX_PAGE_SIZE,
+    RETRY_STATUSES,
+    SYSTEM_MAILBOX,
+    TENANT_PATTERN,
+    BatchOutcome,
+    Command,
+    ExchangeResult,
+    ExchangeStats,
+    Row,
+    backoff,
+    check_command,
+    decorate,
+    first_error,
+    hashtable,
+    item_retry_after,
+    make_command,
+    origin,
+    page_result,
+    retryable,
+)
+from graph.exchange_pacing import RequestBudget
+from graph.http import retry_after_seconds
 from plugin.diagnosis import Code
 from plugin.errors import ConfigError, EmailDoctorError, ServiceError
 from plugin.probe_request import TokenSource
 
-Row = dict[str, Any]
-HASHTABLE = "#Exchange.GenericHashTable"
-SYSTEM_MAILBOX = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}"
-RETRY_STATUSES = frozenset({408, 429, 503, 504})
-MAX_PAGE_SIZE = 1000
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
-_TENANT = re.compile(r"^[A-Za-z0-9.-]+$")
-
-
-def hashtable(*, add: Sequence[str] | str | None = None, remove: Sequence[str] | str | None = None) -> dict[str, Any]:
-    """A PowerShell ``@{Add=…; Remove=…}`` parameter value (changes a multi-valued property without overwriting)."""
-    table: dict[str, Any] = {"@odata.type": HASHTABLE}
-    for key, value in (("add", add), ("remove", remove)):
-        if value is not None:
-            table[key] = [value] if isinstance(value, str) else list(value)
-    return table
-
-
-@dataclass(frozen=True)
-class Command:
-    """One cmdlet call. ``anchor``: the mailbox the call acts on (``X-AnchorMailbox: UPN:<anchor>``); None for
-    organisation-wide calls. ``select``: output properties to keep (``?$select=``)."""
-
-    cmdlet: str
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    anchor: str | None = None
-    select: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class ExchangeResult:
-    """A cmdlet's output rows (all pages from :meth:`ExchangeAdmin.invoke`, one page from :meth:`pages`)."""
-
-    cmdlet: str
-    rows: tuple[Row, ...]
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """One ``$batch`` item: its result, or the error Exchange answered for it (already translated)."""
-
-    command: Command
-    result: ExchangeResult | None = None
-    error: EmailDoctorError | None = None
-
-    def unwrap(self) -> ExchangeResult:
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
-@dataclass
-class ExchangeStats:
-    """What the client sent: HTTP requests (each ``$batch`` counts once), batch items, retries after throttling."""
-
-    requests: int = 0
-    batch_requests: int = 0
-    batch_items: int = 0
-    retries: int = 0
-    throttled: int = 0
+__all__ = [
+    "HASHTABLE",
+    "MAX_PAGE_SIZE",
+    "RETRY_STATUSES",
+    "SYSTEM_MAILBOX",
+    "BatchOutcome",
+    "Command",
+    "ExchangeAdmin",
+    "ExchangeResult",
+    "ExchangeStats",
+    "Row",
+    "first_error",
+    "hashtable",
+]
 
 
 class ExchangeAdmin:
@@ -132,7 +104,7 @@ class ExchangeAdmin:
     ) -> None:
         if not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"the Exchange admin API URL must be https://…, not {base_url!r}")
-        if not _TENANT.match(tenant_id):
+        if not TENANT_PATTERN.match(tenant_id):
             raise ConfigError(f"the tenant must be a GUID or a domain, not {tenant_id!r}")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ConfigError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -141,19 +113,22 @@ class ExchangeAdmin:
         self._http = http
         self._token = token_source
         self._root = f"{base_url.rstrip('/')}/adminapi/{api_version}/{quote(tenant_id)}"
-        self._origin = _origin(base_url)
+        self._origin = origin(base_url)
         self.tenant_id = tenant_id
         self.page_size = page_size
         self.batch_size = batch_size
         self._max_retries = max_retries
         self._timeout = timeout
         self._gate = asyncio.Semaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
         self._sleep = sleep
         self._monotonic = monotonic
         self._connection_id = str(uuid.uuid4())
         self._on_token_rejected = on_token_rejected
         """Called once per request when the service answers 401: drop the cached token, then retry with a new one."""
         self.stats = ExchangeStats()
+        self.budget = RequestBudget(monotonic=monotonic, sleep=sleep)
+        """The service's request budget, learned from its answers; requests wait for it (graph.exchange_pacing)."""
 
     # --- public API ----------------------------------------------------------------------------------------
     async def invoke(
@@ -182,7 +157,7 @@ class ExchangeAdmin:
         page_size: int | None = None,
     ) -> AsyncIterator[ExchangeResult]:
         """Yield the output one page at a time, re-POSTing the same body to ``@odata.nextLink``."""
-        command = _command(cmdlet, parameters, anchor, select)
+        command = make_command(cmdlet, parameters, anchor, select)
         body = self._body(command)
         headers = self._headers(command, page_size or self.page_size)  # the same anchor on every page
         first = self._invoke_url(command.select)
@@ -198,7 +173,7 @@ class ExchangeAdmin:
                 # already handed out (listings come in a stable order).
                 restarted, url, skip = True, first, yielded
                 continue
-            page = _result(command, payload)
+            page = page_result(command, payload)
             if skip:
                 dropped = min(skip, len(page.rows))
                 skip -= dropped
@@ -213,7 +188,7 @@ class ExchangeAdmin:
         in-flight limit). Items throttled inside a batch are retried after their ``Retry-After``; items with more
         pages are followed. Outcomes come back in the order of ``commands``."""
         for command in commands:
-            _check_command(command)
+            check_command(command)
         chunks = [list(commands[i : i + self.batch_size]) for i in range(0, len(commands), self.batch_size)]
         if len(chunks) == 1:
             return await self._batch_chunk(chunks[0])
@@ -223,6 +198,10 @@ class ExchangeAdmin:
         except BaseExceptionGroup as failed:
             raise first_error(failed) from failed
         return [outcome for task in tasks for outcome in task.result()]
+
+    async def token_ready(self) -> None:
+        """Fetch the token now (from the cache once it is there), so what waits for it can start together."""
+        await self._token()
 
     def anchor_header(self, mailbox: str | None) -> str:
         """``UPN:<mailbox>`` for a call on one mailbox; the organisation's system mailbox otherwise."""
@@ -236,7 +215,11 @@ class ExchangeAdmin:
         while pending:
             requests = [self._batch_item(str(i), chunk[i]) for i in pending]
             payload = await self._post(
-                f"{self._root}/$batch", json.dumps({"requests": requests}).encode(), self._batch_headers(), None
+                f"{self._root}/$batch",
+                json.dumps({"requests": requests}).encode(),
+                self._batch_headers(),
+                None,
+                cost=len(requests),
             )
             self.stats.batch_items += len(pending)
             answered = {str(r.get("id")): r for r in payload.get("responses") or [] if isinstance(r, dict)}
@@ -247,7 +230,7 @@ class ExchangeAdmin:
                 status = int(item.get("status", 0)) if item else 0
                 if item is None or (status in RETRY_STATUSES and attempt < self._max_retries):
                     retry.append(index)
-                    wait = max(wait, _item_retry_after(item, attempt))
+                    wait = max(wait, item_retry_after(item, attempt))
                     continue
                 outcomes[index] = await self._batch_outcome(command, status, item)
             pending = retry
@@ -270,7 +253,7 @@ class ExchangeAdmin:
             info = parse_error(status, b"", headers, command.cmdlet, parsed=body)
             return BatchOutcome(command, error=translate(info, command.parameters))
         payload = body if isinstance(body, dict) else {}
-        first = _result(command, payload)
+        first = page_result(command, payload)
         url = self._next_link(payload)
         if url is None:
             return BatchOutcome(command, result=first)
@@ -278,7 +261,7 @@ class ExchangeAdmin:
         try:
             while url is not None:
                 more = await self._batch_continuation(command, url)
-                page = _result(command, more)
+                page = page_result(command, more)
                 rows.extend(page.rows)
                 warnings.extend(w for w in page.warnings if w not in warnings)
                 url = self._next_link(more)
@@ -297,7 +280,7 @@ class ExchangeAdmin:
             if status not in RETRY_STATUSES or attempt == self._max_retries:
                 break
             self.stats.retries += 1
-            await self._sleep(_item_retry_after(item, attempt))
+            await self._sleep(item_retry_after(item, attempt))
         body = item.get("body")
         if not 200 <= status < 300 or not isinstance(body, dict):
             headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}
@@ -325,31 +308,22 @@ class ExchangeAdmin:
         }
 
     # --- one HTTP request, with retries --------------------------------------------------------------------
-    async def _post(self, url: str, body: bytes, headers: Mapping[str, str], command: Command | None) -> Any:
+    async def _post(
+        self, url: str, body: bytes, headers: Mapping[str, str], command: Command | None, *, cost: int = 1
+    ) -> Any:
+        """``cost``: tokens of the service's budget this request spends (one per ``$batch`` item)."""
         cmdlet = command.cmdlet if command else "$batch"
         attempt = 0
         renewed = False
         while True:
             token = await self._token()
             request_headers = {**headers, "Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
-            async with self._gate:
-                self.stats.requests += 1
-                if command is None:
-                    self.stats.batch_requests += 1
-                try:
-                    response = await self._http.post(url, content=body, headers=request_headers, timeout=self._timeout)
-                except httpx.TimeoutException as exc:
-                    raise ServiceError(
-                        f"Exchange Online did not answer {cmdlet} within {self._timeout:g} s", code=Code.TIMEOUT
-                    ) from exc
-                except httpx.TransportError as exc:
-                    if isinstance(exc, httpx.ConnectError) and attempt < self._max_retries:
-                        response = None
-                    else:
-                        raise ServiceError(
-                            f"Exchange Online could not be reached for {cmdlet}: {exc!s}",
-                            code=Code.SERVER_UNAVAILABLE,
-                        ) from exc
+            await self.budget.take(cost)
+            response: httpx.Response | None = None
+            try:
+                response = await self._send(url, body, request_headers, cmdlet, command is None, attempt)
+            finally:
+                self.budget.answered(cost, response.headers if response is not None else {})
             if (
                 response is not None
                 and response.status_code == 401
@@ -360,17 +334,38 @@ class ExchangeAdmin:
                 renewed = True
                 await self._on_token_rejected()
                 continue
-            if response is not None and not _retryable(response):
+            if response is not None and not retryable(response):
                 return self._payload(response, command)
             if attempt >= self._max_retries:
                 assert response is not None
                 return self._payload(response, command)
-            delay = _backoff(attempt) if response is None else retry_after_seconds(response, _backoff(attempt))
+            delay = backoff(attempt) if response is None else retry_after_seconds(response, backoff(attempt))
             self.stats.retries += 1
             if response is not None and response.status_code == 429:
                 self.stats.throttled += 1
             attempt += 1
             await self._sleep(delay)
+
+    async def _send(
+        self, url: str, body: bytes, headers: Mapping[str, str], cmdlet: str, batch: bool, attempt: int
+    ) -> httpx.Response | None:
+        """One POST under the in-flight limit; None for a connection refused that is worth retrying."""
+        async with self._gate:
+            self.stats.requests += 1
+            if batch:
+                self.stats.batch_requests += 1
+            try:
+                return await self._http.post(url, content=body, headers=headers, timeout=self._timeout)
+            except httpx.TimeoutException as exc:
+                raise ServiceError(
+                    f"Exchange Online did not answer {cmdlet} within {self._timeout:g} s", code=Code.TIMEOUT
+                ) from exc
+            except httpx.TransportError as exc:
+                if isinstance(exc, httpx.ConnectError) and attempt < self._max_retries:
+                    return None
+                raise ServiceError(
+                    f"Exchange Online could not be reached for {cmdlet}: {exc!s}", code=Code.SERVER_UNAVAILABLE
+                ) from exc
 
     def _payload(self, response: httpx.Response, command: Command | None) -> Any:
         cmdlet = command.cmdlet if command else "$batch"
@@ -403,89 +398,14 @@ class ExchangeAdmin:
 
     @staticmethod
     def _body(command: Command) -> bytes:
-        parameters = {str(k): _decorate(v) for k, v in command.parameters.items()}
+        parameters = {str(k): decorate(v) for k, v in command.parameters.items()}
         return json.dumps({"CmdletInput": {"CmdletName": command.cmdlet, "Parameters": parameters}}).encode()
 
     def _next_link(self, payload: Mapping[str, Any]) -> str | None:
         link = payload.get("@odata.nextLink")
         if not link:
             return None
-        if not isinstance(link, str) or _origin(link) != self._origin:
+        if not isinstance(link, str) or origin(link) != self._origin:
             # Never send the token anywhere but the admin API we were configured with.
             raise ServiceError(f"Exchange Online sent a next-page link to another host: {str(link)[:200]}")
         return link
-
-
-def _command(
-    cmdlet: str, parameters: Mapping[str, Any] | None, anchor: str | None, select: Sequence[str] | None
-) -> Command:
-    command = Command(cmdlet, dict(parameters or {}), anchor, tuple(select) if select else None)
-    _check_command(command)
-    return command
-
-
-def _check_command(command: Command) -> None:
-    if not _NAME.match(command.cmdlet):
-        raise ConfigError(f"not a cmdlet name: {command.cmdlet!r}")
-    for name in command.select or ():
-        if not _NAME.match(name):
-            raise ConfigError(f"not a property name: {name!r}")
-    if command.anchor is not None and any(c in command.anchor for c in "\r\n"):
-        raise ConfigError("an anchor mailbox must be one line")
-
-
-def _decorate(value: Any) -> Any:
-    """Hashtable parameters carry ``@odata.type: #Exchange.GenericHashTable`` (as the module and ExoHelper do)."""
-    if isinstance(value, Mapping):
-        table = {str(k): _decorate(v) for k, v in value.items()}
-        table.setdefault("@odata.type", HASHTABLE)
-        return table
-    if isinstance(value, list | tuple):
-        return [_decorate(v) for v in value]
-    return value
-
-
-def _result(command: Command, payload: Mapping[str, Any]) -> ExchangeResult:
-    values = payload.get("value") or []
-    rows = tuple({k: v for k, v in row.items() if "@" not in k} for row in values if isinstance(row, dict))
-    warnings = payload.get("@adminapi.warnings") or []
-    return ExchangeResult(command.cmdlet, rows, tuple(str(w) for w in warnings if w))
-
-
-def _retryable(response: httpx.Response) -> bool:
-    if response.status_code in RETRY_STATUSES:
-        return True
-    return response.status_code >= 400 and response.content[:200].decode("utf-8", "replace").startswith(
-        CONCURRENCY_TEXT
-    )
-
-
-def _item_retry_after(item: Mapping[str, Any] | None, attempt: int) -> float:
-    headers = {str(k).lower(): str(v) for k, v in ((item or {}).get("headers") or {}).items()}
-    try:
-        seconds = float(headers["retry-after"])
-    except (KeyError, ValueError):
-        return _backoff(attempt)
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def _backoff(attempt: int) -> float:
-    return float(min(0.5 * 2**attempt, 30.0))
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first of our errors in a task group's failure (else the first error at all)."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        error = stack.pop(0)
-        if isinstance(error, BaseExceptionGroup):
-            stack[0:0] = list(error.exceptions)
-        else:
-            leaves.append(error)
-    return next((e for e in leaves if isinstance(e, EmailDoctorError)), leaves[0])

@@ -242,7 +242,11 @@ class GraphClient:
 
     async def sdk(self) -> GraphServiceClient:
         if self._sdk is None:
-            await asyncio.to_thread(load_sdk)
+            # The token is fetched while the SDK's modules load (seconds on a busy machine), not after; a failure
+            # here is ignored: the request that needs the token reports it.
+            await asyncio.gather(
+                asyncio.to_thread(load_sdk), self._credential.get_token(self.scope), return_exceptions=True
+            )
         if self._sdk is None:  # another task may have built it while this one waited
             self._sdk = self._build()
         return self._sdk

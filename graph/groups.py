@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from graph.exchange import Command, ExchangeAdmin, Row
+from graph.exchange_reads import ExchangeReads
 from graph.permissions_model import Grant, MailboxRights, TrusteeKind
 from plugin.diagnosis import Right
 from plugin.errors import NotFoundError
@@ -49,8 +50,10 @@ def member_of_row(row: Row) -> Member:
 class GroupMembers:
     """Transitive group membership, each group read once (see the module docstring)."""
 
-    def __init__(self, exchange: ExchangeAdmin) -> None:
+    def __init__(self, exchange: ExchangeAdmin, *, reads: ExchangeReads | None = None) -> None:
+        """``reads``: send the names lookup (:meth:`keys_of`) with the other reads that start with it."""
         self._exchange = exchange
+        self._reads = reads
         self._direct: dict[str, tuple[Member, ...]] = {}  # any key of a group → its direct members
         self._names: dict[str, frozenset[str]] = {}  # identity → every key Get-Recipient knows it by
         self.groups_read = 0
@@ -93,7 +96,8 @@ class GroupMembers:
         if identity.casefold() not in self._names:
             keys = {identity.casefold()}
             try:
-                result = await self._exchange.invoke("Get-Recipient", {"Identity": identity}, select=MEMBER_FIELDS)
+                invoke = self._reads.invoke if self._reads is not None else self._exchange.invoke
+                result = await invoke("Get-Recipient", {"Identity": identity}, select=MEMBER_FIELDS)
                 keys.update(k for row in result.rows for k in member_of_row(row).keys)
             except NotFoundError:
                 pass  # a bare SID or an unknown name: only its own spelling can match

@@ -23,9 +23,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from graph.exchange import Command, ExchangeAdmin, Row, hashtable
-from graph.exchange_errors import ExchangeNotFoundError, ExchangeServiceError, is_no_permissions
-from graph.groups import GroupMembers, group_holding
+from graph.exchange import Command, ExchangeAdmin, Row
+from graph.exchange_errors import ExchangeNotFoundError, is_no_permissions
+from graph.exchange_reads import ExchangeReads
+from graph.groups import GroupMembers, holding_group
+from graph.mailbox_facts import FACTS_TTL_S, TRANSPORT_CONFIG_TTL_S, MailboxFacts
+from graph.permission_rows import (
+    change_command,
+    deny,
+    full_access_command,
+    mailbox_permission_grant,
+    recipient_permission_grant,
+)
 from graph.permissions_model import (
     GUID,
     SELF,
@@ -40,13 +49,12 @@ from graph.permissions_model import (
     check_mailbox,
     check_trustee,
     display_trustee,
-    is_system_trustee,
     kind_from_label,
     parse_right,
 )
 from plugin.clock import Clock, SystemClock
-from plugin.diagnosis import Code, Right
-from plugin.errors import ConfigError, EmailDoctorError, NotFoundError, ServiceError
+from plugin.diagnosis import Right
+from plugin.errors import ConfigError, EmailDoctorError, NotFoundError
 from plugin.interfaces import MailboxKind, RightHolding, SmtpAuthState
 
 NO_OP_WARNINGS = (
@@ -69,12 +77,14 @@ class PermissionService:
         exchange: ExchangeAdmin,
         *,
         clock: Clock | None = None,
-        transport_config_ttl: float = 300.0,
+        transport_config_ttl: float = TRANSPORT_CONFIG_TTL_S,
+        facts_ttl: float = FACTS_TTL_S,
         monotonic: Callable[[], float] = time.monotonic,
         readback_timeout: float = 120.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """``readback_timeout``: how long a change's read-back retries (with back-off, on ``sleep`` and ``monotonic``)
+        """``facts_ttl``: how long a mailbox's kind and SMTP AUTH switch are kept (forgotten at every change).
+        ``readback_timeout``: how long a change's read-back retries (with back-off, on ``sleep`` and ``monotonic``)
         before the change is reported as not visible in Exchange yet."""
         self._exchange = exchange
         self.automapping = True
@@ -83,9 +93,12 @@ class PermissionService:
         self._readback_timeout = readback_timeout
         self._sleep = sleep
         self._clock: Clock = clock or SystemClock()
-        self._ttl = transport_config_ttl
         self._monotonic = monotonic
-        self._transport: tuple[float, bool] | None = None
+        self.reads = ExchangeReads(exchange)
+        """Reads that start together share one ``$batch`` (a diagnosis's checks)."""
+        self.facts = MailboxFacts(
+            self.reads, ttl=facts_ttl, transport_config_ttl=transport_config_ttl, monotonic=monotonic
+        )
 
     @property
     def exchange(self) -> ExchangeAdmin:
@@ -100,23 +113,49 @@ class PermissionService:
         right = parse_right(right)
         mailbox = check_mailbox(mailbox)
         trustee = check_trustee(trustee, allow_sid=True)
-        held = await self._holds(right, mailbox, trustee)
-        via = None if held else await group_holding(self.show, GroupMembers(self._exchange), right, mailbox, trustee)
+        members = GroupMembers(self._exchange, reads=self.reads)
+        # The direct read, every holder of the right and the trustee's names start together (one $batch); the
+        # holders and names matter only when the right is not held directly and a group holds it.
+        held, holders, _ = await asyncio.gather(
+            self._holds(right, mailbox, trustee),
+            self._holders(right, mailbox),
+            members.keys_of(trustee),
+            return_exceptions=True,
+        )
+        if isinstance(held, BaseException):
+            raise held
+        via = None
+        if not held:
+            if isinstance(holders, BaseException):
+                raise holders
+            if any(g.right is right and g.trustee_kind is TrusteeKind.GROUP for g in holders):
+                via = await holding_group(members, holders, right, trustee)
         return RightHolding(right=right, mailbox=mailbox, trustee=trustee, held=held or via is not None, via_group=via)
+
+    async def _holders(self, right: Right, mailbox: str) -> list[Grant]:
+        """Every holder of ``right`` on ``mailbox`` (groups among them), for the group check."""
+        if right is Right.SEND_AS:
+            rows = await self.reads.invoke("Get-RecipientPermission", {"Identity": mailbox}, anchor=mailbox)
+            return [g for r in rows.rows if (g := recipient_permission_grant(r, mailbox)) is not None]
+        if right is Right.FULL_ACCESS:
+            command = full_access_command(mailbox)
+            rows = await self.reads.invoke(command.cmdlet, command.parameters, anchor=mailbox)
+            return [g for r in rows.rows if (g := mailbox_permission_grant(r, mailbox)) is not None]
+        return [g for g in (await self.show(mailbox)).grants if g.right is right]
 
     async def _holds(self, right: Right, mailbox: str, trustee: str) -> bool:
         if right is Right.SEND_AS:
-            result = await self._exchange.invoke(
+            result = await self.reads.invoke(
                 "Get-RecipientPermission",
                 {"Identity": mailbox, "Trustee": trustee, "AccessRights": ["SendAs"]},
                 anchor=mailbox,
             )
             rows = [r for r in result.rows if "SendAs" in access_rights(r.get("AccessRights"))]
-            return bool(rows) and not any(_deny(r) for r in rows)
+            return bool(rows) and not any(deny(r) for r in rows)
         if right is Right.FULL_ACCESS:
             try:
                 command = full_access_command(mailbox, trustee)
-                result = await self._exchange.invoke(command.cmdlet, command.parameters, anchor=mailbox)
+                result = await self.reads.invoke(command.cmdlet, command.parameters, anchor=mailbox)
             except ExchangeNotFoundError as exc:
                 if is_no_permissions(exc):
                     return False
@@ -243,6 +282,7 @@ class PermissionService:
             )
 
         words = f"{right} on {mailbox} for {trustee}"
+        self.facts.forget()  # what we change may change what the kept facts say
         if await self._holds(right, mailbox, trustee) == wanted:
             state = "already holds" if wanted else "does not hold"
             return result(ChangeOutcome.UNCHANGED, f"{trustee} {state} {right} on {mailbox}", verified=True)
@@ -293,61 +333,18 @@ class PermissionService:
             await self._sleep(min(READBACK_FIRST_WAIT * 2**attempt, READBACK_MAX_WAIT, left))
             attempt += 1
 
-    # --- SMTP AUTH switches --------------------------------------------------------------------------------------
+    # --- per-mailbox facts (kept a minute, see graph.mailbox_facts) ---------------------------------------------
     async def smtp_auth(self, mailbox: str) -> SmtpAuthState:
-        """``Get-CASMailbox`` for the mailbox switch (None inherits) and ``Get-TransportConfig`` (cached) for the
-        organisation's."""
-        mailbox = check_mailbox(mailbox)
-        cas, tenant = await asyncio.gather(
-            self._exchange.invoke(
-                "Get-CASMailbox", {"Identity": mailbox}, anchor=mailbox, select=("SmtpClientAuthenticationDisabled",)
-            ),
-            self._tenant_smtp_disabled(),
-            return_exceptions=True,
-        )
-        if isinstance(cas, BaseException):
-            raise cas
-        value = cas.rows[0].get("SmtpClientAuthenticationDisabled") if cas.rows else None
-        mailbox_disabled = None if value is None else as_bool(value)
-        if isinstance(tenant, ExchangeServiceError) and tenant.code is Code.EXCHANGE_ROLE_MISSING:
-            if mailbox_disabled is not None:  # the mailbox's own switch decides; the organisation's does not matter
-                return SmtpAuthState(tenant_disabled=True, mailbox_disabled=mailbox_disabled)
-            raise ExchangeServiceError(
-                f"could not read the organisation's SMTP AUTH switch: {tenant}", code=tenant.code, info=tenant.info
-            ) from tenant
-        if isinstance(tenant, BaseException):
-            raise tenant
-        return SmtpAuthState(tenant_disabled=tenant, mailbox_disabled=mailbox_disabled)
+        """The mailbox's and the organisation's SMTP AUTH switches (``Get-CASMailbox``, ``Get-TransportConfig``)."""
+        return await self.facts.smtp_auth(mailbox)
 
     async def mailbox_kind(self, address: str) -> MailboxKind:
-        """What Exchange says the mailbox is (``RecipientTypeDetails``): the exact answer Graph cannot give
-        without MailboxSettings.Read (a disabled user's own mailbox is not a shared one)."""
-        address = check_mailbox(address)
-        try:
-            result = await self._exchange.invoke(
-                "Get-Mailbox", {"Identity": address}, anchor=address, select=("RecipientTypeDetails",)
-            )
-        except ExchangeNotFoundError:
-            return MailboxKind.NONE
-        kind = str(result.rows[0].get("RecipientTypeDetails", "")).casefold() if result.rows else ""
-        if kind in ("sharedmailbox", "roommailbox", "equipmentmailbox"):
-            return MailboxKind.SHARED
-        return MailboxKind.USER if kind.endswith("mailbox") else MailboxKind.NONE
-
-    async def _tenant_smtp_disabled(self) -> bool:
-        now = self._monotonic()
-        if self._transport is not None and now - self._transport[0] < self._ttl:
-            return self._transport[1]
-        result = await self._exchange.invoke("Get-TransportConfig", select=("SmtpClientAuthenticationDisabled",))
-        if not result.rows:
-            raise ServiceError("Exchange Online returned no transport configuration")
-        disabled = as_bool(result.rows[0].get("SmtpClientAuthenticationDisabled"))
-        self._transport = (now, disabled)
-        return disabled
+        """What Exchange says the mailbox is (``RecipientTypeDetails``)."""
+        return await self.facts.mailbox_kind(address)
 
     # --- recipient names -----------------------------------------------------------------------------------------
     async def _delegate_names(self, mailbox: str) -> set[str]:
-        result = await self._exchange.invoke(
+        result = await self.reads.invoke(
             "Get-Mailbox", {"Identity": mailbox}, anchor=mailbox, select=("GrantSendOnBehalfTo",)
         )
         return {str(n).casefold() for row in result.rows for n in row.get("GrantSendOnBehalfTo") or []}
@@ -357,7 +354,7 @@ class PermissionService:
         ``Get-Recipient``, not Get-Mailbox: the delegate may be a group or a mail user too."""
         keys = {identity.casefold()}
         try:
-            result = await self._exchange.invoke("Get-Recipient", {"Identity": identity}, select=MAILBOX_FIELDS)
+            result = await self.reads.invoke("Get-Recipient", {"Identity": identity}, select=MAILBOX_FIELDS)
         except NotFoundError:
             return keys  # not a recipient: a SID or an unknown name
         keys.update(str(row[f]).casefold() for row in result.rows for f in MAILBOX_FIELDS if row.get(f))
@@ -386,72 +383,3 @@ class PermissionService:
             else:
                 raise outcome.error
         return resolved
-
-
-# --- rows → grants (shared with the audit) -----------------------------------------------------------------------
-def full_access_command(mailbox: str, user: str | None = None) -> Command:
-    """Get-MailboxPermission as every FullAccess read must send it: with ``-IncludeUnresolvedPermissions``, without
-    which Exchange hides the entries of deleted accounts (bare SIDs) that an audit must find and a revoke remove."""
-    parameters: dict[str, Any] = {"Identity": mailbox, "IncludeUnresolvedPermissions": True}
-    if user is not None:
-        parameters["User"] = user
-    return Command("Get-MailboxPermission", parameters, anchor=mailbox)
-
-
-def recipient_permission_grant(row: Row, mailbox: str) -> Grant | None:
-    """A Get-RecipientPermission row as a SendAs grant; None for ``NT AUTHORITY\\SELF`` and non-SendAs rows."""
-    label = str(row.get("Trustee") or "")
-    if not label or label.upper() == SELF or "SendAs" not in access_rights(row.get("AccessRights")):
-        return None
-    return Grant(
-        Right.SEND_AS,
-        mailbox,
-        display_trustee(label),
-        _kind(label),
-        inherited=as_bool(row.get("IsInherited")),
-        deny=_deny(row),
-    )
-
-
-def mailbox_permission_grant(row: Row, mailbox: str) -> Grant | None:
-    """A Get-MailboxPermission row as a FullAccess grant; None for SELF and rows without FullAccess."""
-    label = str(row.get("User") or "")
-    if not label or label.upper() == SELF or "FullAccess" not in access_rights(row.get("AccessRights")):
-        return None
-    return Grant(
-        Right.FULL_ACCESS,
-        mailbox,
-        display_trustee(label),
-        _kind(label),
-        inherited=as_bool(row.get("IsInherited")),
-        deny=as_bool(row.get("Deny")),
-    )
-
-
-def _kind(label: str) -> TrusteeKind:
-    return TrusteeKind.SYSTEM if is_system_trustee(label) else kind_from_label(label)
-
-
-def _deny(row: Row) -> bool:
-    return str(row.get("AccessControlType") or "Allow").casefold() == "deny"
-
-
-def change_command(
-    action: ChangeAction, right: Right, mailbox: str, trustee: str, *, automapping: bool = True
-) -> Command:
-    """The cmdlet a grant or revoke runs (``emaildoctor grant --what-if`` prints it)."""
-    grant = action is ChangeAction.GRANT
-    if right is Right.SEND_AS:
-        cmdlet = "Add-RecipientPermission" if grant else "Remove-RecipientPermission"
-        params: dict[str, Any] = {"Identity": mailbox, "Trustee": trustee, "AccessRights": ["SendAs"]}
-    elif right is Right.SEND_ON_BEHALF:
-        cmdlet = "Set-Mailbox"
-        change = hashtable(add=[trustee]) if grant else hashtable(remove=[trustee])
-        params = {"Identity": mailbox, "GrantSendOnBehalfTo": change}
-    else:
-        cmdlet = "Add-MailboxPermission" if grant else "Remove-MailboxPermission"
-        params = {"Identity": mailbox, "User": trustee, "AccessRights": ["FullAccess"], "InheritanceType": "All"}
-        if grant:
-            params["AutoMapping"] = automapping
-    params["Confirm"] = False
-    return Command(cmdlet, params, anchor=mailbox)

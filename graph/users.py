@@ -14,10 +14,15 @@ from the account: a shared mailbox's account is disabled (Exchange creates it so
 mailbox is a user mailbox. The inference calls a *disabled user's* mailbox shared; granting
 ``MailboxSettings.Read`` makes the answer exact. Guests never have a mailbox in the tenant. When even the
 fallback is refused (an application access policy), the kind is UNKNOWN.
+
+With the Exchange admin API at hand (``exchange_kind``, as ``graph.services`` assembles it), Exchange's
+``RecipientTypeDetails`` answers exactly and Graph's mailboxSettings is not asked at all; a search by address asks
+Exchange at the same time as Graph (one round trip, not two).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -138,6 +143,23 @@ class GraphUserDirectory:
         """By email address, UPN or proxy address (text with an @), else by display name (prefix; an exact
         name wins). None when nobody matches; :class:`AmbiguousUserError` when several do."""
         text = _search_text(query)
+        if "@" in text and self._exchange_kind is not None:
+            # Exchange's answer for the address does not depend on Graph's: ask both at once.
+            search, kind = await asyncio.gather(
+                self._search(address_filter(text), f"the address {text}"),
+                self._exchange_kind(text),
+                return_exceptions=True,
+            )
+            if isinstance(search, BaseException):
+                raise search
+            found = _best_by_address(search, text)
+            if found is None or found.guest:
+                return None if found is None else replace(found, mailbox=MailboxKind.NONE)
+            if isinstance(kind, ConfigError):  # not an address Exchange takes: ask by the user's UPN
+                return replace(found, mailbox=await self.mailbox_kind(found))
+            if isinstance(kind, BaseException):
+                raise kind
+            return replace(found, mailbox=kind)
         if "@" in text:
             found = _best_by_address(await self._search(address_filter(text), f"the address {text}"), text)
         else:
@@ -167,6 +189,8 @@ class GraphUserDirectory:
         """USER, SHARED or NONE for ``user``; UNKNOWN when Graph will not tell (see the module docstring)."""
         if user.guest:
             return MailboxKind.NONE
+        if self._exchange_kind is not None:  # Exchange answers exactly: no mailboxSettings round trip first
+            return await self._exchange_kind(user.upn)
         if self._settings_readable is not False:
             try:
                 settings = await self._graph.run(
@@ -186,8 +210,6 @@ class GraphUserDirectory:
                     return MailboxKind.SHARED
                 if purpose:
                     return MailboxKind.USER
-        if self._exchange_kind is not None:
-            return await self._exchange_kind(user.upn)
         return await self._mailbox_from_messages(user)
 
     async def _mailbox_from_messages(self, user: UserRecord) -> MailboxKind:

@@ -1,8 +1,8 @@
 """The full diagnosis behind ``emaildoctor test USER`` and ``/emailtest``.
 
 Resolve the send plan; run the independent checks concurrently (user and mailbox exist, email on record,
-SMTP AUTH switches, the needed right, server reachable with TLS); run the real test send on the plan's
-transport; combine the evidence into one diagnosis. A Send As denial while Exchange's directory already
+SMTP AUTH switches, the needed right, server reachable with TLS) and, alongside them, the real test send on the
+plan's transport (it needs nothing the checks find); combine the evidence into one diagnosis. A Send As denial while Exchange's directory already
 shows the right is a fresh grant still propagating, reported as such rather than as denied, except for Send on
 Behalf over SMTP, which SMTP submission may never honour (``send_on_behalf_not_honoured``). A right held through a
 (nested) group counts, and the wording names the group.
@@ -128,28 +128,27 @@ class Doctor:
 
     async def _diagnose_plan(self, query: str, test_id: str, plan: SendPlan) -> Report:
         password = self._password(plan)
-        checks = await asyncio.gather(
-            self._check("principal_account", self._principal_account(plan)),
-            self._check("from_mailbox", self._from_mailbox(plan)),
-            self._check("smtp_auth", self._smtp_auth(plan)),
-            self._check("right", self._right(plan)),
-            self._check("server_tls", self._server_tls(plan, test_id)),
-        )
-        all_checks: tuple[Check, ...] = (Check("email_on_record", True, f"{plan.user.name}: {plan.from_addr}"), *checks)
-        smtp: ProbeResult | None = None
-        graph: GraphSendResult | None = None
-        if plan.transport is Transport.SMTP:
-            smtp = await run_probe(
-                self._probe_request(plan, test_id, password, None),
-                secrets=self._all_secrets(password),
-                progress=self._progress,
+        # The test send needs only the plan (and a token for OAuth): it runs alongside the checks, not after them.
+        sending = asyncio.ensure_future(self._test_send(plan, test_id, password))
+        try:
+            checks = await asyncio.gather(
+                self._check("principal_account", self._principal_account(plan)),
+                self._check("from_mailbox", self._from_mailbox(plan)),
+                self._check("smtp_auth", self._smtp_auth(plan)),
+                self._check("right", self._right(plan)),
+                self._check("server_tls", self._server_tls(plan, test_id)),
             )
+        except BaseException:
+            sending.cancel()
+            raise
+        all_checks: tuple[Check, ...] = (Check("email_on_record", True, f"{plan.user.name}: {plan.from_addr}"), *checks)
+        smtp, graph, send_check = await sending
+        code: Code | None
+        if smtp is not None:
             sent, code = smtp.ok, (smtp.diagnosis.code if smtp.diagnosis else None)
-            send_check = Check("test_send", smtp.ok, _smtp_detail(smtp))
         else:
-            graph = await self._graph_send(plan, test_id)
+            assert graph is not None
             sent, code = graph.ok, graph.code
-            send_check = Check("test_send", graph.ok, _graph_detail(graph))
         all_checks = (*all_checks, send_check)
         if sent:
             return Report(query, True, test_id, plan, all_checks, None, smtp, graph)
@@ -232,6 +231,20 @@ class Doctor:
         return Check("server_tls", False, f"{plan.host}:{plan.port} failed at {result.stage} [{code}]")
 
     # -- sending ------------------------------------------------------------------------------------------
+
+    async def _test_send(
+        self, plan: SendPlan, test_id: str, password: SecretStr | None
+    ) -> tuple[ProbeResult | None, GraphSendResult | None, Check]:
+        """The real test send on the plan's transport: (SMTP result, Graph result, the ``test_send`` check)."""
+        if plan.transport is Transport.SMTP:
+            smtp = await run_probe(
+                self._probe_request(plan, test_id, password, None),
+                secrets=self._all_secrets(password),
+                progress=self._progress,
+            )
+            return smtp, None, Check("test_send", smtp.ok, _smtp_detail(smtp))
+        graph = await self._graph_send(plan, test_id)
+        return None, graph, Check("test_send", graph.ok, _graph_detail(graph))
 
     def _password(self, plan: SendPlan) -> SecretStr | None:
         secret = plan.server.secret

@@ -104,6 +104,17 @@ class Hold:
         self._released.set()
 
 
+@dataclass(frozen=True)
+class Served:
+    """One HTTP request a service answered: when it arrived and left (``time.monotonic``), and what it was."""
+
+    service: str
+    what: str
+    """The path, and for the Exchange admin API the cmdlet (``X-CmdletName``) or ``$batch``."""
+    started: float
+    ended: float
+
+
 @dataclass
 class FaultBook:
     """The faults of every service, with a seeded random source so error rates are repeatable."""
@@ -115,6 +126,8 @@ class FaultBook:
         self._random = random.Random(self.seed)
         self._burst_left = {name: faults.throttle_burst for name, faults in self.services.items()}
         self.holds: list[Hold] = []
+        self.journal: list[Served] | None = None
+        """Set to a list to record every HTTP request the services answer (benchmarks: the chain of round trips)."""
 
     def hold(
         self,

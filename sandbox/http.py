@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from sandbox.faults import FaultBook, Hold
+from sandbox.faults import FaultBook, Hold, Served
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorResponder = Callable[[int, int], web.Response]
@@ -29,6 +30,16 @@ def fault_middleware(
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_sandbox/"):
             return await handler(request)
+        if faults.journal is None:
+            return await faulted(request, handler)
+        started = time.monotonic()
+        try:
+            return await faulted(request, handler)
+        finally:
+            what = request.headers.get("X-CmdletName") or request.path
+            faults.journal.append(Served(service, what, started, time.monotonic()))
+
+    async def faulted(request: web.Request, handler: Handler) -> web.StreamResponse:
         settings = faults.get(service)
         delay = faults.latency_s(service)
         if delay:

@@ -1,0 +1,115 @@
+"""Exchange reads that start together go out together: one ``$batch`` instead of one round trip each.
+
+A diagnosis asks Exchange several independent questions at once (the two mailboxes' kinds, the SMTP AUTH switches,
+the right, the trustee's names). Each check calls :meth:`ExchangeReads.invoke` as if alone; the reads that arrive
+within a few milliseconds of each other, or while the first of them waits for the Exchange token, are sent as one
+``$batch`` (10 per request, the chunks in parallel), and identical reads share one answer. A read that arrives alone
+is a plain ``InvokeCommand``, exactly as :meth:`graph.exchange.ExchangeAdmin.invoke` sends it. Every read gets the
+same rows, warnings and errors as it would alone: ``$batch`` items are translated by the same rules.
+
+Only reads go through here; changes (Add-/Set-/Remove-) keep their order on :class:`~graph.exchange.ExchangeAdmin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from graph.exchange import Command, ExchangeAdmin, ExchangeResult
+
+WINDOW_S = 0.003
+"""How long the first read of a batch waits for others (then as long as the token takes, if it is not cached)."""
+
+
+class ExchangeReads:
+    def __init__(self, exchange: ExchangeAdmin, *, window: float = WINDOW_S) -> None:
+        self._exchange = exchange
+        self._window = window
+        self._pending: dict[str, tuple[Command, asyncio.Future[ExchangeResult]]] = {}
+        self._flush: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+        """``$batch`` requests this sent (reads that went together)."""
+
+    async def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        anchor: str | None = None,
+        select: Sequence[str] | None = None,
+    ) -> ExchangeResult:
+        """Every row and warning of one read (all pages), or its error, as :meth:`ExchangeAdmin.invoke` gives them."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (a new CLI command): nothing pending carries over
+            self._loop, self._pending, self._flush = loop, {}, None
+        command = Command(cmdlet, dict(parameters or {}), anchor, tuple(select) if select else None)
+        key = json.dumps([cmdlet, command.parameters, anchor, command.select], sort_keys=True, default=str)
+        entry = self._pending.get(key)
+        if entry is None:
+            future: asyncio.Future[ExchangeResult] = loop.create_future()
+            future.add_done_callback(_retrieve)
+            entry = self._pending[key] = (command, future)
+            if self._flush is None:
+                self._flush = loop.create_task(self._send())
+        return await asyncio.shield(entry[1])  # one caller giving up does not cancel the others' read
+
+    async def _send(self) -> None:
+        try:
+            await asyncio.sleep(self._window)
+            await self._exchange.token_ready()  # reads arriving while the token is fetched join this batch
+        except BaseException as exc:
+            self._fail(self._take(), exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        entries = self._take()
+        try:
+            if len(entries) == 1:
+                command, future = entries[0]
+                result = await self._exchange.invoke(
+                    command.cmdlet, command.parameters, anchor=command.anchor, select=command.select
+                )
+                _settle(future, result, None)
+                return
+            self.batches += 1
+            outcomes = await self._exchange.batch([command for command, _ in entries])
+        except BaseException as exc:
+            self._fail(entries, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), outcome in zip(entries, outcomes, strict=True):
+            _settle(future, outcome.result, outcome.error)
+
+    def _take(self) -> list[tuple[Command, asyncio.Future[ExchangeResult]]]:
+        entries = list(self._pending.values())
+        self._pending, self._flush = {}, None
+        return entries
+
+    @staticmethod
+    def _fail(entries: list[tuple[Command, asyncio.Future[ExchangeResult]]], exc: BaseException) -> None:
+        for _, future in entries:
+            if not future.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+
+
+def _settle(future: asyncio.Future[ExchangeResult], result: ExchangeResult | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert result is not None
+        future.set_result(result)
+
+
+def _retrieve(future: asyncio.Future[ExchangeResult]) -> None:
+    """Mark an error as seen even when every caller has gone (no 'exception was never retrieved' noise)."""
+    if not future.cancelled():
+        future.exception()
