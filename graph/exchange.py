@@ -61,6 +61,7 @@ from graph.exchange_pacing import RequestBudget
 from graph.http import retry_after_seconds
 from plugin.diagnosis import Code
 from plugin.errors import ConfigError, EmailDoctorError, ServiceError
+from plugin.metrics import M365_RETRIES, M365_THROTTLED
 from plugin.probe_request import TokenSource
 
 __all__ = [
@@ -242,6 +243,8 @@ class ExchangeAdmin:
                     break
                 self.stats.retries += 1
                 self.stats.throttled += len(pending)
+                M365_RETRIES.labels(service="exchange").inc(len(pending))
+                M365_THROTTLED.labels(service="exchange").inc(len(pending))  # items: the $batch itself was a 200
                 attempt += 1
                 await self._sleep(wait)
         return [outcomes[i] for i in range(len(chunk))]
@@ -280,6 +283,9 @@ class ExchangeAdmin:
             if status not in RETRY_STATUSES or attempt == self._max_retries:
                 break
             self.stats.retries += 1
+            M365_RETRIES.labels(service="exchange").inc()
+            if status == 429:
+                M365_THROTTLED.labels(service="exchange").inc()
             await self._sleep(item_retry_after(item, attempt))
         body = item.get("body")
         if not 200 <= status < 300 or not isinstance(body, dict):
@@ -341,6 +347,7 @@ class ExchangeAdmin:
                 return self._payload(response, command)
             delay = backoff(attempt) if response is None else retry_after_seconds(response, backoff(attempt))
             self.stats.retries += 1
+            M365_RETRIES.labels(service="exchange").inc()  # the 429 itself is counted by graph.http_metrics
             if response is not None and response.status_code == 429:
                 self.stats.throttled += 1
             attempt += 1
