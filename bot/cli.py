@@ -10,12 +10,13 @@ import signal
 import socket
 from typing import TYPE_CHECKING
 
-from plugin.errors import ConfigError
+from plugin.errors import ConfigError, EmailDoctorError
 from plugin.redact import redact
 from plugin.settings import SlackMode, SlackSettings
 from plugin.validate import host_problem, port_problem
 
 if TYPE_CHECKING:
+    from bot.context import BotContext
     from plugin.cli import CliContext
 
 DESCRIPTION = """\
@@ -66,6 +67,8 @@ class BotCommand:
         from bot.scheduler import Scheduler
         from bot.server import HEALTH_PATH, METRICS_PATH, run_socket_mode, serve_http
         from bot.services import bot_context
+        from plugin.cli import log_level
+        from plugin.logs import configure_logging
 
         host = args.host or slack.host
         port = args.port if args.port is not None else slack.port
@@ -82,7 +85,13 @@ class BotCommand:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         async with bot_context(settings, context.environ) as ctx:
+            # Now every secret is known (the directory's SMTP passwords, a managed identity's header): the log
+            # redacts them all, and is written by a thread of its own, off the event loop that answers Slack.
+            configure_logging(
+                args.log_format, log_level(args, self.name), ctx.secrets, stream=context.err, background=True
+            )
             app = create_app(settings, ctx)
+            await _warm_up(ctx)
             scheduler = Scheduler(ctx, started_at=ctx.now())
             schedule = asyncio.create_task(scheduler.run(stop, interval=args.tick))
             try:
@@ -132,6 +141,17 @@ class BotCommand:
                 await schedule
         print("emaildoctor bot: stopped", file=context.out)
         return 0
+
+
+async def _warm_up(ctx: BotContext) -> None:
+    """Load now what the first diagnosis would load: Microsoft Graph's SDK (seconds of imports that hold the
+    interpreter while they run) and the directory, so that a burst of first requests is not answered late."""
+    if ctx.permissions is not None:
+        from graph.graph_client import load_sdk
+
+        await asyncio.to_thread(load_sdk)
+    with contextlib.suppress(EmailDoctorError):  # a broken directory is reported by the tests that need it
+        await ctx.directory.load()
 
 
 def _require_credentials(slack: SlackSettings) -> None:

@@ -346,8 +346,12 @@ def _configure_logging(args: argparse.Namespace, name: str, context: CliContext)
     """Structured log lines on stderr (:mod:`plugin.logs`), redacted with the settings' secrets."""
     from plugin.logs import configure_logging
 
-    level = args.log_level or ("info" if name == "bot" else "warning")
-    configure_logging(args.log_format, level, context.secrets(), stream=context.err)
+    configure_logging(args.log_format, log_level(args, name), context.secrets(), stream=context.err)
+
+
+def log_level(args: argparse.Namespace, name: str) -> str:
+    """``--log-level``, or its default: info for the bot, warning for the commands a person runs."""
+    return str(args.log_level or ("info" if name == "bot" else "warning"))
 
 
 if __name__ == "__main__":  # pragma: no cover

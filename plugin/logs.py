@@ -15,17 +15,20 @@ carry it) is added to every line logged in that context.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import IO, Any
 
-from plugin.redact import redact
+from plugin.redact import Redactor
 
 
 class LogFormat(StrEnum):
@@ -78,9 +81,21 @@ def event(logger: logging.Logger, name: str, /, *, level: int = logging.INFO, **
     logger.log(level, name, extra={_FIELDS_ATTR: {"event": name, **clean}})
 
 
+_CONTEXT_ATTR = "emaildoctor_context"
+
+
+class _CaptureContext(logging.Filter):
+    """Copies the bound fields onto the record when it is logged: the record may be formatted in another thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        setattr(record, _CONTEXT_ATTR, _context.get())
+        return True
+
+
 def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
     fields: dict[str, Any] = dict(getattr(record, _FIELDS_ATTR, None) or {})
-    return {**_context.get(), **fields}
+    bound = getattr(record, _CONTEXT_ATTR, None)
+    return {**(_context.get() if bound is None else bound), **fields}
 
 
 def _time(record: logging.LogRecord) -> str:
@@ -98,7 +113,7 @@ def _plain(value: Any) -> Any:
 class _RedactingFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = tuple(secrets)
+        self.redact = Redactor(secrets)
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         base: dict[str, Any] = {"time": _time(record), "level": record.levelname.lower(), "logger": record.name}
@@ -108,10 +123,11 @@ class _RedactingFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             base["error"] = f"{type(error).__name__}: {error}"
+            base["traceback"] = record.exc_text or logging.Formatter().formatException(record.exc_info)
         return {**base, **{key: _plain(value) for key, value in extra.items()}}
 
     def clean(self, text: str) -> str:
-        return redact(text, self.secrets).replace("\n", " | ")
+        return self.redact(text).replace("\n", " | ")
 
 
 class JsonFormatter(_RedactingFormatter):
@@ -132,9 +148,9 @@ class TextFormatter(_RedactingFormatter):
         head = [fields.pop("time"), f"{fields.pop('level'):<7}"]
         fields.pop("logger")
         if "msg" in fields:
-            head.append(self.clean(str(fields.pop("msg"))))
-        parts = [f"{key}={_quote(self.clean(str(value)))}" for key, value in fields.items()]
-        return " ".join(head + parts)
+            head.append(str(fields.pop("msg")).replace("\n", " | "))
+        parts = [f"{key}={_quote(str(value).replace(chr(10), ' | '))}" for key, value in fields.items()]
+        return self.redact(" ".join(head + parts))  # once per line: the secrets' forms are worked out once
 
 
 def _quote(value: str) -> str:
@@ -148,13 +164,24 @@ def configure_logging(
     level: str = "info",
     secrets: Iterable[str] = (),
     stream: IO[str] | None = None,
+    *,
+    background: bool = False,
 ) -> logging.Handler:
-    """Send every logger's lines to ``stream`` (stderr) in ``log_format`` from ``level`` up; returns the handler."""
+    """Send every logger's lines to ``stream`` (stderr) in ``log_format`` from ``level`` up; returns the handler.
+    With ``background`` (the bot) lines are formatted and written by a thread, off the event loop."""
     chosen = LogFormat(log_format)
     if level.lower() not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets) if chosen is LogFormat.JSON else TextFormatter(secrets))
+    output = logging.StreamHandler(stream or sys.stderr)
+    output.setFormatter(JsonFormatter(secrets) if chosen is LogFormat.JSON else TextFormatter(secrets))
+    handler: logging.Handler = output
+    if background:  # a server: formatting, redaction and writing leave the event loop for a thread of their own
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        handler = _QueueHandler(lines)
+        listener = logging.handlers.QueueListener(lines, output)
+        listener.start()
+        atexit.register(listener.stop)  # writes what is queued on a normal exit
+    handler.addFilter(_CaptureContext())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "emaildoctor", False)]:
         root.removeHandler(old)
@@ -165,3 +192,13 @@ def configure_logging(
         for name, quiet in QUIET_LOGGERS.items():
             logging.getLogger(name).setLevel(quiet)
     return handler
+
+
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Hands the record over as it is: our formatter (in the listener's thread) needs its fields, and the record
+    is not shared with anything else."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        return record

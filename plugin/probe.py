@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import socket
 import ssl
 import time
@@ -23,7 +24,7 @@ from plugin.diagnosis import Code
 from plugin.errors import EmailDoctorError
 from plugin.probe_auth import auth_login, auth_plain, auth_xoauth2
 from plugin.probe_diagnosis import diagnose_failure
-from plugin.probe_request import ProbeRequest, ProbeResult, TlsInfo, check_request
+from plugin.probe_request import ProbeRequest, ProbeResult, TlsInfo, check_request, file_version
 from plugin.progress import NULL_PROGRESS, Progress, stage_wait
 from plugin.replies import Reply, parse_reply
 from plugin.settings import Security
@@ -55,10 +56,18 @@ async def run_probe(
 
 
 def tls_context(ca_file: object | None) -> ssl.SSLContext:
-    """The system trust store, plus ``ca_file`` if given; host names are checked; TLS 1.2 or later."""
+    """The system trust store, plus ``ca_file`` if given; host names are checked; TLS 1.2 or later.
+
+    One context per CA file (and its version on disk), shared by every probe: loading the system store takes
+    tens of milliseconds of the event loop, and a bot diagnosing many people at once would pay it per test."""
+    return _tls_context(None if ca_file is None else str(ca_file), file_version(ca_file))
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca_file: str | None, version: tuple[int, int] | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if ca_file is not None:
-        context.load_verify_locations(cafile=str(ca_file))
+        context.load_verify_locations(cafile=ca_file)
     return context
 
 

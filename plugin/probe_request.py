@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -169,8 +170,26 @@ def check_request(request: ProbeRequest) -> tuple[str, ...]:
     return tuple(warnings)
 
 
+def file_version(path: object | None) -> tuple[int, int] | None:
+    """What changes when a file is rewritten (modification time and size), for caches keyed by file; None when
+    there is no such file."""
+    if path is None:
+        return None
+    try:
+        stat = Path(str(path)).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def ca_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot serve as a CA bundle (missing, unreadable, not PEM certificates), or None."""
+    """Why ``path`` cannot serve as a CA bundle (missing, unreadable, not PEM certificates), or None (worked out once
+    per version of the file)."""
+    return _ca_file_problem(path, file_version(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _ca_file_problem(path: Path, version: tuple[int, int] | None) -> str | None:
     if not path.exists():
         return f"{path} does not exist"
     if not path.is_file():
