@@ -18,7 +18,6 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import blocks
 from bot.context import BotContext
 from bot.delivery import AckFirst, RecentDeliveries, delivery_key
 from bot.errors import report_error
@@ -33,7 +32,6 @@ from plugin.settings import Settings
 log = logging.getLogger(__name__)
 
 COMMANDS = ("/emailtest", "/sendas", "/mailaudit", "/emaildoctor")
-ACTIONS = (blocks.ACTION_REQUEST_FIX, blocks.ACTION_APPROVE, blocks.ACTION_DENY)
 
 
 class SlackApp(AsyncApp):

@@ -161,10 +161,10 @@ def _require_credentials(slack: SlackSettings) -> None:
         )
     if slack.mode is SlackMode.SOCKET and slack.app_token is None:
         raise ConfigError("Socket Mode needs EMAILDOCTOR_SLACK__APP_TOKEN (an xapp-… token with connections:write)")
-    if slack.mode is SlackMode.HTTP and slack.signing_secret is None:
+    if slack.signing_secret is None:  # Socket Mode too: it also seals the /sendas confirmation cards
         raise ConfigError(
-            "HTTP mode needs the Slack app's signing secret: set EMAILDOCTOR_SLACK__SIGNING_SECRET (Basic "
-            "Information → App Credentials), or EMAILDOCTOR_SLACK__MODE=socket with an app-level token"
+            "the bot needs the Slack app's signing secret: set EMAILDOCTOR_SLACK__SIGNING_SECRET (Basic "
+            "Information → App Credentials)"
         )
 
 

@@ -4,7 +4,7 @@ The card's buttons carry the change itself, who asked, and when, sealed with an 
 secret: a click can only confirm exactly what the card showed. A card is good for :data:`EXPIRES_AFTER`, for the
 person who asked, and once: its first click (Confirm or Cancel, on any replica) claims its id in the store
 (``Store.claim_once``), so a double click or a retried delivery never changes anything twice. Claimed ids are
-kept an hour (``bot.app.DELIVERY_KEY_TTL``), longer than a card lives.
+kept an hour (``bot.delivery.DELIVERY_KEY_TTL``), longer than a card lives.
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def new_proposal(change: Change, asked_by: str, channel: str, now: datetime) -> 
 
 
 def card_secret(settings: Settings) -> str:
-    """What seals the cards: the Slack app's own secrets, the same on every replica."""
-    slack = settings.slack
-    parts = [s.get_secret_value() for s in (slack.signing_secret, slack.bot_token, slack.app_token) if s is not None]
-    if not parts:
-        raise ConfigError("the Slack bot needs EMAILDOCTOR_SLACK__BOT_TOKEN to seal its confirmation cards")
-    return "|".join(parts)
+    """What seals the cards: the Slack app's signing secret (required in every mode, the same on every replica;
+    rotating it voids the cards of the last 15 minutes, which then say so)."""
+    secret = settings.slack.signing_secret
+    if secret is None:
+        raise ConfigError("the Slack bot needs EMAILDOCTOR_SLACK__SIGNING_SECRET to seal its confirmation cards")
+    return secret.get_secret_value()
 
 
 def _key(secret: str) -> bytes:

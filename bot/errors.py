@@ -41,7 +41,8 @@ async def report_error(ctx: BotContext, error: BaseException, body: dict[str, An
     if isinstance(error, BoltUnhandledRequestError):
         return
     if not isinstance(error, EmailDoctorError):
-        log.error("unexpected error: %s", redact(repr(error), ctx.secrets))
+        # The traceback goes to the log (redacted with every secret, as every line is), never to Slack.
+        log.error("unexpected error: %s", redact(repr(error), ctx.secrets), exc_info=error)
     text = redact(error_text(error), ctx.secrets)
     slack = ctx.settings.slack
     if respond is not None and SlackOrigins.from_settings(slack.api_url, slack.response_url_hosts).allows(

@@ -103,20 +103,33 @@ async def run(ctx: BotContext, retest_id: int) -> RetestRecord | None:
     job = await ctx.store.claim_retest(retest_id, ctx.replica, lease)
     if job is None:
         return None
-    keeper = asyncio.create_task(_keep_lease(ctx, retest_id, lease), name=f"retest-lease-{retest_id}")
+    step = asyncio.create_task(_step(ctx, job), name=f"retest-{retest_id}")
+    keeper = asyncio.create_task(_keep_lease(ctx, retest_id, lease, step), name=f"retest-lease-{retest_id}")
     try:
-        return await _step(ctx, job)
+        return await step
+    except asyncio.CancelledError:
+        if keeper.done() and not keeper.cancelled() and keeper.result():
+            return None  # the lease went to another replica, which takes the step from the start
+        raise
     finally:
         keeper.cancel()
         with contextlib.suppress(StoreError):  # the lease lapses by itself
             await ctx.store.release_retest(retest_id, ctx.replica)
 
 
-async def _keep_lease(ctx: BotContext, retest_id: int, lease: timedelta) -> None:
+async def _keep_lease(ctx: BotContext, retest_id: int, lease: timedelta, step: asyncio.Task[RetestRecord]) -> bool:
+    """Renew the lease while the step runs; if another replica has it (this one was stalled past its lease), stop
+    the step before it posts anything more. True when it stopped the step."""
     while True:
         await asyncio.sleep(lease.total_seconds() / 3)
-        with contextlib.suppress(StoreError):
-            await ctx.store.renew_retest_lease(retest_id, ctx.replica, lease)
+        try:
+            kept = await ctx.store.renew_retest_lease(retest_id, ctx.replica, lease)
+        except StoreError:
+            continue  # the store is unreachable: the step's own writes fail, or the lease is renewed next time
+        if not kept:
+            log.warning("re-test %s: another replica took it over; this one stops its step", retest_id)
+            step.cancel()
+            return True
 
 
 async def _step(ctx: BotContext, job: RetestRecord) -> RetestRecord:

@@ -128,6 +128,7 @@ def build_parser(commands: Sequence[Entry], chosen: str | None = None) -> argpar
     not lazy are configured always)."""
     parser = argparse.ArgumentParser(
         prog="emaildoctor",
+        allow_abbrev=False,  # the command is found before parsing (lazy commands): options are spelled in full
         description=(
             "Diagnose and fix outgoing-email failures on Microsoft 365: who signs in, which address the "
             "mail claims to be from, what the server said, and which Exchange right is missing."

@@ -21,7 +21,7 @@ ACK_SECONDS = Histogram(
 )
 SLACK_REQUESTS = Counter(
     "emaildoctor_slack_requests",
-    "Slack requests handled, by kind (command, action, view, event) and outcome (ok, refused, repeated, error).",
+    "Slack requests handled, by kind (command, action, view, event; unverified: refused before bolt) and outcome (ok, refused, error).",
     ["kind", "outcome"],
     registry=REGISTRY,
 )

@@ -18,7 +18,7 @@ from bot.errors import after_ack
 from bot.grant_grammar import effect_words
 from bot.slack_io import Posted
 from bot.store import RequestKind, SelfApprovalError
-from plugin.errors import ConfigError
+from plugin.errors import ConfigError, EmailDoctorError
 
 SELF_APPROVAL = "You asked for this change, so someone else in IT has to approve it."
 
@@ -91,10 +91,15 @@ async def _use_card(
         text = f"Only IT can change rights directly, so request {request.id} went to IT for approval: {effect}."
         await _say(ctx, respond, text, replace=True)
         return
+    try:  # recorded first: from here on the reconciler finishes it whatever happens to this replica
+        record = await ctx.pipeline.record(
+            RequestKind(change.kind), change.right, change.mailbox, change.trustee, by=user, duration=change.duration
+        )
+    except EmailDoctorError as exc:
+        text = f":x: Could not record the change ({blocks.escape(str(exc))}); nothing changed. Run /sendas again."
+        await _say(ctx, respond, text, replace=True)
+        return
     await _say(ctx, respond, f":hourglass_flowing_sand: Confirmed: {effect}. Applying in Exchange…", replace=True)
-    record = await ctx.pipeline.record(
-        RequestKind(change.kind), change.right, change.mailbox, change.trustee, by=user, duration=change.duration
-    )
 
     async def reply(message: blocks.Message, in_channel: bool) -> None:
         await _say(ctx, respond, message[0], replace=not in_channel, in_channel=in_channel)

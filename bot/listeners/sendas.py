@@ -121,6 +121,10 @@ async def _resolved(ctx: BotContext, change: Change) -> Change:
     """The change with addresses for its trustee and mailbox; ConfigError (nothing shown, nothing changed) if not."""
     trustee, mailbox = await _identity(ctx, change.trustee), await _identity(ctx, change.mailbox)
     allow_sid = change.kind == "revoke" and change.right is not Right.SEND_ON_BEHALF
+    if trustee.casefold() == mailbox.casefold():  # checked again on the addresses: an alias may name the mailbox
+        raise ConfigError(
+            f"{trustee} is both the trustee and the mailbox: a mailbox needs no right on itself. {EXAMPLE}"
+        )
     return dataclasses.replace(
         change, trustee=check_trustee(trustee, allow_sid=allow_sid), mailbox=check_mailbox(mailbox)
     )
