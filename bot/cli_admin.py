@@ -126,9 +126,9 @@ class ChangeCommand:
         longest = timedelta(days=settings.limits.max_grant_days)
         duration = parse_duration(args.duration, longest) if getattr(args, "duration", None) else None
         if not args.what_if:  # a store that cannot be opened is named before Microsoft is asked anything
-            from bot.store.engine import async_url
+            from bot.store.engine import check_store_url
 
-            async_url(settings.store.url)
+            check_store_url(settings.store.url)
         clock = SystemClock()
         directory = await _directory_or_none(settings.directory.path)
         m365_context = microsoft365(settings.m365, device=args.device_login, prompt_to=context.err, clock=clock)

@@ -48,13 +48,22 @@ def async_url(url: str) -> URL:
     if backend == "sqlite" and driver in ("", "aiosqlite"):
         if parsed.database in (None, "", ":memory:"):
             raise ConfigError("store.url: an in-memory SQLite database cannot be shared; use sqlite:///path.db")
-        _sqlite_folder(Path(parsed.database))
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend == "postgresql" and driver in ("", "psycopg"):
         return parsed.set(drivername="postgresql+psycopg")
     raise ConfigError(
         f"store.url: unsupported database {parsed.drivername!r}; use sqlite:///path.db or postgresql://user@host/db"
     )
+
+
+def check_store_url(url: str) -> URL:
+    """:func:`async_url`, and for a SQLite file its folder: the default store's is created, any other must exist
+    (:class:`ConfigError`, naming the setting). Called before anything else is asked of the store."""
+    parsed = async_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and not database.startswith("file:"):  # a file: URI opens as given
+        _sqlite_folder(Path(database))
+    return parsed
 
 
 def _sqlite_folder(path: Path) -> None:
@@ -75,7 +84,7 @@ def _sqlite_folder(path: Path) -> None:
 def create_store_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine for ``url``, prepared for the store. Does no I/O (beyond creating the default SQLite
     store's folder)."""
-    parsed = async_url(url)
+    parsed = check_store_url(url)
     if parsed.get_backend_name() == "postgresql":
         options.setdefault("pool_pre_ping", True)
         if "client_encoding" not in parsed.query:

@@ -53,7 +53,7 @@ async def test_perms_audit_and_revoke_see_joined_rights_and_deleted_accounts(san
         env_file, "revoke", "FullAccess", "--mailbox", "support@business.com", "--trustee", DELETED
     )
     assert code == 0, err
-    assert "changed (read back from Exchange)" in out
+    assert "can no longer open support@business.com's mailbox (changed; read back from Exchange)" in out
     assert sandbox.tenant.grant_record("FullAccess", "support@business.com", DELETED) is None
 
 

@@ -126,7 +126,7 @@ async def test_password_file(tmp_path: Path, ca_file: Path, server_tls: ssl.SSLC
         (["--timeout", "0"], "--timeout: 0 s is out of range"),
         (["--password-env", "NOT_SET_ANYWHERE"], "environment variable NOT_SET_ANYWHERE is not set"),
         (["--password-env", "SMTP_PASSWORD", "--oauth"], "not allowed with argument"),
-        (["--ca-file", "/nonexistent/ca.pem"], "--ca-file: /nonexistent/ca.pem does not exist"),
+        (["--ca-file", "/nonexistent/ca.pem"], "--ca-file: /nonexistent/ca.pem: no such file"),
         # What aiosmtplib would refuse only after connecting (ValueError): refused before, in words.
         (["--helo", "mail example"], "--helo: 'mail example' is not a host name"),
         (["--helo", "mail\u2028x.example"], "--helo: 'mail\\u2028x.example' is not a host name"),  # shown escaped

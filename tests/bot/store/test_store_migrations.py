@@ -137,7 +137,7 @@ def test_unsupported_urls_are_configuration_errors(url: str) -> None:
     "url",
     [
         "postgresql://root:hunter22@127.0.0.1:1/test?connect_timeout=5",
-        "sqlite:////nonexistent-directory/store.db",
+        "sqlite:////proc/store.db",  # the folder exists; SQLite cannot create a file in it
     ],
 )
 async def test_an_unreachable_database_is_a_store_error(url: str) -> None:
@@ -204,3 +204,10 @@ async def test_0002_carries_time_limits_and_unfinished_approvals_over(database: 
         ]
     finally:
         await engine.dispose()
+
+
+async def test_a_missing_sqlite_folder_is_a_settings_error() -> None:
+    with pytest.raises(
+        ConfigError, match=r"store.url \(EMAILDOCTOR_STORE__URL\): the folder /nonexistent-directory does"
+    ):
+        await Store.open("sqlite:////nonexistent-directory/store.db")
