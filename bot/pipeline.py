@@ -253,7 +253,7 @@ class Pipeline:
     async def _verify(self, change: ChangeRecord, now: datetime) -> ChangeRecord:
         assert self.permissions is not None
         try:
-            holding = await self.permissions.holds(change.right, change.mailbox, change.trustee)
+            holding = await self.permissions.holds(change.right, change.mailbox, change.trustee, direct=True)
         except (ConfigError, NotFoundError) as exc:
             return await self._refused(change, exc)
         except EmailDoctorError as exc:

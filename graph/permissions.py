@@ -106,10 +106,10 @@ class PermissionService:
         return self._exchange
 
     # --- RightsReader ------------------------------------------------------------------------------------------
-    async def holds(self, right: Right | str, mailbox: str, trustee: str) -> RightHolding:
+    async def holds(self, right: Right | str, mailbox: str, trustee: str, *, direct: bool = False) -> RightHolding:
         """Whether ``trustee`` holds ``right`` on ``mailbox``, directly or as a (nested) member of a group that holds
         it (``via_group``); a deny entry wins. Raises NotFoundError (``mailbox_not_found`` / ``user_not_found``) when
-        either does not exist."""
+        either does not exist. ``direct``: the direct read is a request of its own (a change's read-back)."""
         right = parse_right(right)
         mailbox = check_mailbox(mailbox)
         trustee = check_trustee(trustee, allow_sid=True)
@@ -117,7 +117,7 @@ class PermissionService:
         # The direct read, every holder of the right and the trustee's names start together (one $batch); the
         # holders and names matter only when the right is not held directly and a group holds it.
         held, holders, _ = await asyncio.gather(
-            self._holds(right, mailbox, trustee),
+            self._holds(right, mailbox, trustee, direct=direct),
             self._holders(right, mailbox),
             members.keys_of(trustee),
             return_exceptions=True,
@@ -143,9 +143,13 @@ class PermissionService:
             return [g for r in rows.rows if (g := mailbox_permission_grant(r, mailbox)) is not None]
         return [g for g in (await self.show(mailbox)).grants if g.right is right]
 
-    async def _holds(self, right: Right, mailbox: str, trustee: str) -> bool:
+    async def _holds(self, right: Right, mailbox: str, trustee: str, *, direct: bool = False) -> bool:
+        """Whether ``trustee`` holds ``right`` directly. ``direct``: each read its own request, not gathered into a
+        ``$batch`` with other callers' reads — a change's reads before and after it, so that one change waiting on
+        Exchange never holds up another's."""
+        reader: ExchangeAdmin | ExchangeReads = self._exchange if direct else self.reads
         if right is Right.SEND_AS:
-            result = await self.reads.invoke(
+            result = await reader.invoke(
                 "Get-RecipientPermission",
                 {"Identity": mailbox, "Trustee": trustee, "AccessRights": ["SendAs"]},
                 anchor=mailbox,
@@ -155,15 +159,15 @@ class PermissionService:
         if right is Right.FULL_ACCESS:
             try:
                 command = full_access_command(mailbox, trustee)
-                result = await self.reads.invoke(command.cmdlet, command.parameters, anchor=mailbox)
+                result = await reader.invoke(command.cmdlet, command.parameters, anchor=mailbox)
             except ExchangeNotFoundError as exc:
                 if is_no_permissions(exc):
                     return False
                 raise
             rows = [r for r in result.rows if "FullAccess" in access_rights(r.get("AccessRights"))]
             return bool(rows) and not any(r.get("Deny") is not None and as_bool(r.get("Deny")) for r in rows)
-        names = await self._delegate_names(mailbox)
-        return bool(names & await self._recipient_keys(trustee))
+        names = await self._delegate_names(mailbox, reader)
+        return bool(names & await self._recipient_keys(trustee, reader))
 
     # --- show / who --------------------------------------------------------------------------------------------
     async def show(self, mailbox: str) -> MailboxRights:
@@ -283,7 +287,7 @@ class PermissionService:
 
         words = f"{right} on {mailbox} for {trustee}"
         self.facts.forget()  # what we change may change what the kept facts say
-        if await self._holds(right, mailbox, trustee) == wanted:
+        if await self._holds(right, mailbox, trustee, direct=True) == wanted:
             state = "already holds" if wanted else "does not hold"
             return result(ChangeOutcome.UNCHANGED, f"{trustee} {state} {right} on {mailbox}", verified=True)
         command = change_command(action, right, mailbox, trustee, automapping=self.automapping)
@@ -325,7 +329,7 @@ class PermissionService:
         start = self._monotonic()
         attempt = 0
         while True:
-            if await self._holds(right, mailbox, trustee) == wanted:
+            if await self._holds(right, mailbox, trustee, direct=True) == wanted:
                 return self._monotonic() - start
             left = self._readback_timeout - (self._monotonic() - start)
             if left <= 0:
@@ -343,18 +347,18 @@ class PermissionService:
         return await self.facts.mailbox_kind(address)
 
     # --- recipient names -----------------------------------------------------------------------------------------
-    async def _delegate_names(self, mailbox: str) -> set[str]:
-        result = await self.reads.invoke(
+    async def _delegate_names(self, mailbox: str, reader: ExchangeAdmin | ExchangeReads | None = None) -> set[str]:
+        result = await (reader or self.reads).invoke(
             "Get-Mailbox", {"Identity": mailbox}, anchor=mailbox, select=("GrantSendOnBehalfTo",)
         )
         return {str(n).casefold() for row in result.rows for n in row.get("GrantSendOnBehalfTo") or []}
 
-    async def _recipient_keys(self, identity: str) -> set[str]:
+    async def _recipient_keys(self, identity: str, reader: ExchangeAdmin | ExchangeReads | None = None) -> set[str]:
         """Every way Exchange may name ``identity`` in GrantSendOnBehalfTo (Name, object id, alias, addresses).
         ``Get-Recipient``, not Get-Mailbox: the delegate may be a group or a mail user too."""
         keys = {identity.casefold()}
         try:
-            result = await self.reads.invoke("Get-Recipient", {"Identity": identity}, select=MAILBOX_FIELDS)
+            result = await (reader or self.reads).invoke("Get-Recipient", {"Identity": identity}, select=MAILBOX_FIELDS)
         except NotFoundError:
             return keys  # not a recipient: a SID or an unknown name
         keys.update(str(row[f]).casefold() for row in result.rows for f in MAILBOX_FIELDS if row.get(f))
