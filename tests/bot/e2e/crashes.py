@@ -24,7 +24,7 @@ TRUSTEE = "bob@business.com"
 STEPS = ("exchange", "applied", "read-back", "card")
 PLAIN = dict(zip(STEPS, ("alice", "carol", "dave", "erin"), strict=True))
 TIMED = dict(zip(STEPS, ("ivy", "jack", "hannah", "henry"), strict=True))
-WITHIN = 45.0
+WITHIN = 90.0  # per change, after the restart: the full suite on two cores can take its time
 
 
 @dataclass
