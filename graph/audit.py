@@ -13,7 +13,11 @@ Phases (requests for a tenant of N mailboxes with G SendAs grants, page size P â
    paged ``Get-Mailbox`` (N / P requests) and, for the few trustees without a mailbox, the directory
    (:mod:`graph.audit_trustees`).
 
-Phases 1 and 2 run side by side, and the directory's addresses are mapped while the snapshot is taken. Requests are
+Phases 1, 2 and 3 run side by side (a Name that phase 1 or 2 asks for after the listing passed its mailbox is
+looked up afterwards with ``Get-Mailbox -Identity``, ten per ``$batch``); phase 4's listing starts once phase 3 has
+listed every mailbox, while a page's worth of FullAccess reads is still queued; the groups that predictions expand
+are read while phase 4 settles the trustees; and the directory's addresses are mapped while the snapshot is taken.
+All of it shares the client's eight requests in flight, so none of them waits for an idle one. Requests are
 paced by :class:`graph.exchange.ExchangeAdmin` (in-flight limit, and the service's request budget learned from its
 ``Rate-Limit-*`` answers), so a large tenant waits for its budget instead of collecting 429s.
 
@@ -27,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -91,22 +95,34 @@ class TenantAudit:
         self.stats: AuditStats | None = None
         self.groups_read = 0
         """Groups whose members the last run read (``Get-DistributionGroupMember``), nested ones included."""
+        self.looked_up = 0
+        """Names and trustees the last snapshot asked for one by one, because a listing had passed them first."""
 
     async def run(self, *, directory: Directory | None = None, previous: Snapshot | None = None) -> AuditReport:
         """Take a snapshot, diff it against ``previous`` and derive the findings (with ``directory``: predictions)."""
-        canonical: dict[str, str] = {}
         if directory is None:
             snapshot = await self.snapshot()
-        else:  # the directory's addresses do not depend on the snapshot: map them while it is taken
-            snapshot, canonical = await asyncio.gather(self.snapshot(), self._canonical(planned_addresses(directory)))
-        memberships = await self._memberships(snapshot, canonical)
-        found = findings(snapshot, directory, canonical, memberships)
+            self.groups_read = 0  # no predictions: no group to expand
+            return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=findings(snapshot, None))
+        # The directory's addresses do not depend on the snapshot: they are mapped while it is taken; the groups
+        # are read once the grants are known, while the trustees' facts are settled.
+        state = _Run(self)
+        try:
+            async with asyncio.TaskGroup() as group:
+                taken = group.create_task(self.snapshot(state))
+                mapped = group.create_task(self._canonical(planned_addresses(directory)))
+                expanded = group.create_task(self._memberships(state, mapped))
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from group_error
+        snapshot, canonical = taken.result(), mapped.result()
+        found = findings(snapshot, directory, canonical, expanded.result())
         return AuditReport(snapshot=snapshot, diff=diff(previous, snapshot), findings=found)
 
-    async def _memberships(self, snapshot: Snapshot, canonical: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    async def _memberships(self, state: _Run, canonical: Awaitable[Mapping[str, str]]) -> dict[str, frozenset[str]]:
         """The members of the groups that hold a send right on a mailbox the directory sends from, each group (and
         each group nested in it) read once: O(groups) requests, whatever the number of members or mailboxes."""
-        groups = planned_groups(snapshot, {a.casefold() for a in canonical.values()})
+        grants = await state.collected  # a group's grants do not wait for the trustees' facts
+        groups = planned_groups(grants, {a.casefold() for a in (await canonical).values()})
         members = GroupMembers(self._exchange)
         expanded = await members.transitive(sorted(groups)) if groups else {}
         self.groups_read = members.groups_read
@@ -128,10 +144,11 @@ class TenantAudit:
                 canonical[address.casefold()] = str(rows[0]["PrimarySmtpAddress"])
         return canonical
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, state: _Run | None = None) -> Snapshot:
         started, before = time.monotonic(), dataclasses.replace(self._exchange.stats)
-        run = _Run(self)
+        run = state or _Run(self)
         grants = await run.collect()
+        self.looked_up = run.looked_up + run.facts.looked_up
         after = self._exchange.stats
         self.stats = AuditStats(
             requests=after.requests - before.requests,
@@ -164,29 +181,66 @@ class _Run:
         self.listed = 0
         self.done = 0
         self.listing_complete = False
+        self.collected: asyncio.Future[list[Grant]] = asyncio.get_running_loop().create_future()
+        """Every grant, before the trustees' facts settle their kinds (a group's grant is already final)."""
+        self.looked_up = 0
+        """Names looked up on their own because the listing had passed them (see :meth:`_look_up_names`)."""
         self.warnings: list[str] = []
+        self.facts = TrusteeFacts(self.exchange, audit._users, lookup_limit=audit._lookup_limit)
 
     async def collect(self) -> list[Grant]:
-        # The two tenant-wide queries run side by side; the listing comes after them, so it knows which Names to
-        # keep (memory bounded by the result, not the tenant).
+        # The two tenant-wide queries and the listing run side by side. The listing maps to addresses the Names the
+        # queries have asked for by the time it lists them (memory bounded by the result, not the tenant); the few
+        # Names asked for after their mailbox was listed are looked up afterwards, ten per $batch.
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._send_on_behalf())
                 group.create_task(self._send_as())
+                group.create_task(self._mailboxes_and_full_access())
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from group_error
-        await self._mailboxes_and_full_access()
+        await self._look_up_names()
         while self.send_as:
             name, rows = self.send_as.popitem()
             address = self.names.get(name) or None
             if address is None:
                 self.warnings.append(f"SendAs on '{name}', which is not a mailbox (a group?), kept under that name")
             self.grants.extend(dataclasses.replace(g, mailbox=address or g.mailbox) for g in rows)
+        self.grants.extend(self._delegation_grants())
+        self.collected.set_result(list(self.grants))
+        return await self._classify()
+
+    def _delegation_grants(self) -> list[Grant]:
+        grants = []
         for mailbox, name in self.delegations:
             address = self.names.get(name.casefold()) or None
             label = address or display_trustee(name)
-            self.grants.append(Grant(Right.SEND_ON_BEHALF, mailbox, label, _unresolved_kind(name, address)))
-        return await self._classify()
+            grants.append(Grant(Right.SEND_ON_BEHALF, mailbox, label, _unresolved_kind(name, address)))
+        return grants
+
+    async def _list_trustees(self) -> None:
+        """The trustees' listing (:class:`graph.audit_trustees.TrusteeFacts`), once every mailbox is listed: the
+        delegates are known by then, so it keeps their facts too."""
+        for grant in self._delegation_grants():
+            self.facts.want(grant)
+        await self.facts.list_mailboxes()
+
+    async def _look_up_names(self) -> None:
+        """The Names the listing passed before a query asked for them: ``Get-Mailbox -Identity``, as the listing
+        would have answered (a Name that is no mailbox stays unresolved)."""
+        wanted = sorted(name for name, address in self.names.items() if not address)
+        if not wanted:
+            return
+        self.looked_up += len(wanted)
+        outcomes = await self.exchange.batch(
+            [Command("Get-Mailbox", {"Identity": name}, select=LISTING_FIELDS) for name in wanted]
+        )
+        for name, outcome in zip(wanted, outcomes, strict=True):
+            if outcome.error is not None and not isinstance(outcome.error, NotFoundError):
+                raise outcome.error
+            rows = outcome.result.rows if outcome.result is not None else ()
+            if len(rows) == 1:
+                self.names[name] = str(rows[0].get("PrimarySmtpAddress") or rows[0].get("UserPrincipalName") or "")
 
     # --- phases 1 and 2: tenant-wide queries ------------------------------------------------------------------
     async def _send_on_behalf(self) -> None:
@@ -214,11 +268,14 @@ class _Run:
                 grant = recipient_permission_grant(row, name)
                 if grant is not None and self._keep(grant):
                     self.send_as.setdefault(name.casefold(), []).append(grant)
+                    self.facts.want(grant)
                     self.names.setdefault(name.casefold(), "")
 
     # --- phase 3: the mailbox listing feeds the per-mailbox FullAccess reads --------------------------------
     async def _mailboxes_and_full_access(self) -> None:
-        queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=self.audit._concurrency * 2)
+        # A page of mailboxes may wait for its FullAccess read: the listing ends that much before the reads do.
+        queued = max(self.audit._concurrency * 2, self.exchange.page_size // self.exchange.batch_size)
+        queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=queued)
         workers = self.audit._concurrency
         try:
             async with asyncio.TaskGroup() as group:
@@ -241,6 +298,8 @@ class _Run:
                     await queue.put(chunk)
                 self.listing_complete = True
                 self._report("full_access")
+                # The trustees' listing overlaps the FullAccess reads still queued (a page's worth).
+                group.create_task(self._list_trustees())
                 for _ in range(workers):
                     await queue.put(None)
         except BaseExceptionGroup as group_error:
@@ -253,8 +312,11 @@ class _Run:
                 if isinstance(outcome.error, NotFoundError):
                     self.warnings.append(f"{address} disappeared during the audit: {outcome.error}")
                     continue
-                rows = outcome.unwrap().rows
-                self.grants.extend(g for r in rows if (g := mailbox_permission_grant(r, address)) and self._keep(g))
+                for row in outcome.unwrap().rows:
+                    grant = mailbox_permission_grant(row, address)
+                    if grant is not None and self._keep(grant):
+                        self.grants.append(grant)
+                        self.facts.want(grant)
             self.done += len(chunk)
             self._report("full_access")
 
@@ -272,7 +334,7 @@ class _Run:
     # --- phase 4: trustee facts ------------------------------------------------------------------------------
     async def _classify(self) -> list[Grant]:
         self._report("trustees")
-        facts = TrusteeFacts(self.exchange, self.audit._users, lookup_limit=self.audit._lookup_limit)
+        facts = self.facts
         await facts.settle(self.grants, self.domains)
         for index, grant in enumerate(self.grants):  # in place: the unclassified row is freed at once
             self.grants[index] = facts.classify(grant)

@@ -200,11 +200,11 @@ def planned_addresses(directory: Directory) -> set[str]:
     return found
 
 
-def planned_groups(snapshot: Snapshot, planned: set[str]) -> set[str]:
+def planned_groups(grants: Iterable[Grant], planned: set[str]) -> set[str]:
     """The groups holding a send right on a mailbox the directory sends from: the only ones predictions expand."""
     return {
         g.trustee
-        for g in snapshot.grants
+        for g in grants
         if g.trustee_kind is TrusteeKind.GROUP and g.right in SEND_RIGHTS and g.mailbox.casefold() in planned
     }
 

@@ -6,6 +6,9 @@ Exchange prints trustees as UPNs (users), display names (groups), bare SIDs (del
 1. **Exchange, tenant-wide**: one more paged ``Get-Mailbox -ResultSize Unlimited`` (N/1000 requests) selecting
    ``AccountDisabled`` and ``RecipientTypeDetails``; facts are kept only for wanted trustees. This settles every
    trustee that has a mailbox (nearly all of them), and knows that a shared mailbox's disabled account is no risk.
+   The audit starts it while its last FullAccess reads are still out (:meth:`TrusteeFacts.list_mailboxes`), and
+   names each trustee as it finds it (:meth:`TrusteeFacts.want`); a trustee first wanted after the listing passed
+   its mailbox is asked for on its own (``Get-Mailbox -Identity``, ten per ``$batch``).
 2. **The directory** (``graph.users.GraphUserDirectory``) for the rest (mail users, guests whose UPN has no
    ``#EXT#``, object ids in GrantSendOnBehalfTo): one lookup each when they are few, else one pass over
    ``all_users`` keeping only the matches. Streaming the whole directory every time would cost about 4 ms per user
@@ -22,10 +25,10 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from graph.exchange import ExchangeAdmin
+from graph.exchange import Command, ExchangeAdmin, Row
 from graph.permissions_model import GUID, Grant, TrusteeKind, as_bool, external_address
 from plugin.addresses import is_address
-from plugin.errors import ConfigError
+from plugin.errors import ConfigError, NotFoundError
 from plugin.interfaces import MailboxKind, UserRecord
 
 SHARED_TYPES = {"sharedmailbox", "roommailbox", "equipmentmailbox"}
@@ -67,30 +70,68 @@ class TrusteeFacts:
         self.facts: dict[str, Facts] = {}
         self.directory_lookups = 0
         self.directory_streamed = False
+        self.looked_up = 0
+        """Trustees asked of Exchange on their own: first wanted after the listing had passed their mailbox."""
         self._domains: set[str] = set()
+        self._wanted: set[str] = set()
+        self._late: set[str] = set()  # wanted once the listing had started: it may have passed them
+        self._listing: bool | None = None  # None: not started, False: under way, True: done
+
+    def want(self, grant: Grant) -> None:
+        """``grant``'s trustee needs facts (if it is one that does); the listing keeps them from now on."""
+        if _needs_facts(grant):
+            key = grant.trustee.casefold()
+            if key not in self._wanted:
+                self._wanted.add(key)
+                if self._listing is not None:
+                    self._late.add(key)
+
+    async def list_mailboxes(self) -> None:
+        """The tenant-wide listing, keeping the facts of the trustees wanted by the time each page arrives."""
+        self._listing = False
+        async for page in self._exchange.pages("Get-Mailbox", {"ResultSize": "Unlimited"}, select=FACT_FIELDS):
+            for row in page.rows:
+                self._note(row)
+        self._listing = True
 
     async def settle(self, grants: Iterable[Grant], tenant_domains: set[str]) -> None:
         """Find the facts of every trustee in ``grants`` that needs them (see the module docstring)."""
         self._domains = tenant_domains
-        wanted = {g.trustee.casefold() for g in grants if _needs_facts(g)}
-        if wanted:
-            await self._from_exchange(wanted)
-        leftovers = sorted(wanted - set(self.facts))
+        for grant in grants:
+            self.want(grant)
+        if self._listing is None and self._wanted:
+            await self.list_mailboxes()
+        await self._from_exchange(sorted(k for k in self._late if k not in self.facts))
+        leftovers = sorted(self._wanted - set(self.facts))
         if len(leftovers) > self._lookup_limit:
             await self._stream_directory(set(leftovers))
         elif leftovers:
             await asyncio.gather(*(self._look_up(key) for key in leftovers))
 
-    async def _from_exchange(self, wanted: set[str]) -> None:
-        async for page in self._exchange.pages("Get-Mailbox", {"ResultSize": "Unlimited"}, select=FACT_FIELDS):
-            for row in page.rows:
-                keys = {str(row.get(f) or "").casefold() for f in FACT_FIELDS[:3]} - {""}
-                hits = keys & wanted
-                if hits:
-                    shared = str(row.get("RecipientTypeDetails") or "").casefold() in SHARED_TYPES
-                    disabled = as_bool(row.get("AccountDisabled"))
-                    fact = Facts(str(row.get("PrimarySmtpAddress") or next(iter(hits))), not disabled, shared=shared)
-                    self.facts.update(dict.fromkeys(hits, fact))
+    async def _from_exchange(self, keys: list[str]) -> None:
+        """``Get-Mailbox -Identity`` for trustees the listing may have passed before they were wanted."""
+        if not keys:
+            return
+        self.looked_up += len(keys)
+        outcomes = await self._exchange.batch(
+            [Command("Get-Mailbox", {"Identity": key}, select=FACT_FIELDS) for key in keys]
+        )
+        for key, outcome in zip(keys, outcomes, strict=True):
+            if isinstance(outcome.error, NotFoundError):
+                continue  # no mailbox: the directory may know the account
+            for row in outcome.unwrap().rows:
+                self._note(row, also=key)  # found by the name the grant gives, an alias perhaps
+
+    def _note(self, row: Row, also: str | None = None) -> None:
+        keys = {str(row.get(f) or "").casefold() for f in FACT_FIELDS[:3]} - {""}
+        hits = keys & self._wanted
+        if also is not None:
+            hits.add(also)
+        if hits:
+            shared = str(row.get("RecipientTypeDetails") or "").casefold() in SHARED_TYPES
+            disabled = as_bool(row.get("AccountDisabled"))
+            fact = Facts(str(row.get("PrimarySmtpAddress") or next(iter(hits))), not disabled, shared=shared)
+            self.facts.update(dict.fromkeys(hits, fact))
 
     async def _look_up(self, key: str) -> None:
         async with self._gate:

@@ -300,7 +300,7 @@ class ExchangeAdmin:
             "id": item_id,
             "method": "POST",
             "url": url or self._invoke_url(command.select),
-            "body": json.loads(self._body(command)),
+            "body": self._body_object(command),
             "headers": headers,
         }
 
@@ -404,9 +404,13 @@ class ExchangeAdmin:
         }
 
     @staticmethod
-    def _body(command: Command) -> bytes:
+    def _body_object(command: Command) -> dict[str, Any]:
         parameters = {str(k): decorate(v) for k, v in command.parameters.items()}
-        return json.dumps({"CmdletInput": {"CmdletName": command.cmdlet, "Parameters": parameters}}).encode()
+        return {"CmdletInput": {"CmdletName": command.cmdlet, "Parameters": parameters}}
+
+    @classmethod
+    def _body(cls, command: Command) -> bytes:
+        return json.dumps(cls._body_object(command)).encode()
 
     def _next_link(self, payload: Mapping[str, Any]) -> str | None:
         link = payload.get("@odata.nextLink")

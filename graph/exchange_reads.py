@@ -4,7 +4,9 @@ A diagnosis asks Exchange several independent questions at once (the two mailbox
 the right, the trustee's names). Each check calls :meth:`ExchangeReads.invoke` as if alone; the reads that arrive
 within a few milliseconds of each other, or while the first of them waits for the Exchange token, are sent as one
 ``$batch`` (10 per request, the chunks in parallel), and identical reads share one answer. A read that arrives alone
-is a plain ``InvokeCommand``, exactly as :meth:`graph.exchange.ExchangeAdmin.invoke` sends it. Every read gets the
+is a plain ``InvokeCommand``, exactly as :meth:`graph.exchange.ExchangeAdmin.invoke` sends it. The same read
+asked again before the first is answered (a burst of diagnoses asking about the same admin@) shares that answer;
+nothing is kept after it (short-lived keeping is :mod:`graph.mailbox_facts`'s job). Every read gets the
 same rows, warnings and errors as it would alone: ``$batch`` items are translated by the same rules.
 
 Only reads go through here; changes (Add-/Set-/Remove-) keep their order on :class:`~graph.exchange.ExchangeAdmin`.
@@ -15,12 +17,30 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from graph.exchange import Command, ExchangeAdmin, ExchangeResult
+from graph.exchange import BatchOutcome, Command, ExchangeAdmin, ExchangeResult
+from graph.exchange_model import check_command
+from plugin.errors import EmailDoctorError
 
 WINDOW_S = 0.003
 """How long the first read of a batch waits for others (then as long as the token takes, if it is not cached)."""
+
+
+class ExchangeReader(Protocol):
+    """What a read needs: :class:`~graph.exchange.ExchangeAdmin` (each read a request of its own: a change's reads)
+    or :class:`ExchangeReads` (reads gathered with other callers': a diagnosis's)."""
+
+    async def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        anchor: str | None = None,
+        select: Sequence[str] | None = None,
+    ) -> ExchangeResult: ...
+
+    async def batch(self, commands: Sequence[Command]) -> list[BatchOutcome]: ...
 
 
 class ExchangeReads:
@@ -28,10 +48,15 @@ class ExchangeReads:
         self._exchange = exchange
         self._window = window
         self._pending: dict[str, tuple[Command, asyncio.Future[ExchangeResult]]] = {}
+        """Reads not sent yet."""
+        self._flying: dict[str, asyncio.Future[ExchangeResult]] = {}
+        """Reads not answered yet (pending or sent): the same read asked meanwhile shares the answer."""
         self._flush: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         """``$batch`` requests this sent (reads that went together)."""
+        self.shared = 0
+        """Reads answered by the same read another caller had already asked (pending or under way)."""
 
     async def invoke(
         self,
@@ -44,17 +69,49 @@ class ExchangeReads:
         """Every row and warning of one read (all pages), or its error, as :meth:`ExchangeAdmin.invoke` gives them."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (a new CLI command): nothing pending carries over
-            self._loop, self._pending, self._flush = loop, {}, None
+            self._loop, self._pending, self._flying, self._flush = loop, {}, {}, None
         command = Command(cmdlet, dict(parameters or {}), anchor, tuple(select) if select else None)
         key = json.dumps([cmdlet, command.parameters, anchor, command.select], sort_keys=True, default=str)
-        entry = self._pending.get(key)
-        if entry is None:
-            future: asyncio.Future[ExchangeResult] = loop.create_future()
-            future.add_done_callback(_retrieve)
-            entry = self._pending[key] = (command, future)
+        future = self._flying.get(key)
+        if future is None:
+            future = self._flying[key] = loop.create_future()
+            future.add_done_callback(lambda done: self._landed(key, done))
+            self._pending[key] = (command, future)
             if self._flush is None:
                 self._flush = loop.create_task(self._send())
-        return await asyncio.shield(entry[1])  # one caller giving up does not cancel the others' read
+        else:
+            self.shared += 1
+        return await asyncio.shield(future)  # one caller giving up does not cancel the others' read
+
+    async def batch(self, commands: Sequence[Command]) -> list[BatchOutcome]:
+        """:meth:`ExchangeAdmin.batch`'s outcomes (in order, each item's Exchange error kept in its outcome), with
+        every item gathered like :meth:`invoke`: reads that other callers asked at the same time go out once."""
+        for command in commands:
+            check_command(command)
+        answers = await asyncio.gather(
+            *(self.invoke(c.cmdlet, c.parameters, anchor=c.anchor, select=c.select) for c in commands),
+            return_exceptions=True,
+        )
+        outcomes = []
+        for command, answer in zip(commands, answers, strict=True):
+            if isinstance(answer, EmailDoctorError):
+                outcomes.append(BatchOutcome(command, error=answer))
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                outcomes.append(BatchOutcome(command, result=answer))
+        return outcomes
+
+    def forget(self) -> None:
+        """Reads asked from now on go out afresh instead of joining one already sent (after a change); a read not
+        sent yet is still fresh, so it can be joined."""
+        self._flying = {key: future for key, (_, future) in self._pending.items()}
+
+    def _landed(self, key: str, done: asyncio.Future[ExchangeResult]) -> None:
+        if self._flying.get(key) is done:
+            del self._flying[key]
+        if not done.cancelled():
+            done.exception()  # seen, even when every caller has gone (no "exception was never retrieved")
 
     async def _send(self) -> None:
         try:
@@ -107,9 +164,3 @@ def _settle(future: asyncio.Future[ExchangeResult], result: ExchangeResult | Non
     else:
         assert result is not None
         future.set_result(result)
-
-
-def _retrieve(future: asyncio.Future[ExchangeResult]) -> None:
-    """Mark an error as seen even when every caller has gone (no 'exception was never retrieved' noise)."""
-    if not future.cancelled():
-        future.exception()

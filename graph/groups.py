@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from graph.exchange import Command, ExchangeAdmin, Row
-from graph.exchange_reads import ExchangeReads
+from graph.exchange_reads import ExchangeReader
 from graph.permissions_model import Grant, MailboxRights, TrusteeKind
 from plugin.diagnosis import Right
 from plugin.errors import NotFoundError
@@ -50,8 +50,9 @@ def member_of_row(row: Row) -> Member:
 class GroupMembers:
     """Transitive group membership, each group read once (see the module docstring)."""
 
-    def __init__(self, exchange: ExchangeAdmin, *, reads: ExchangeReads | None = None) -> None:
-        """``reads``: send the names lookup (:meth:`keys_of`) with the other reads that start with it."""
+    def __init__(self, exchange: ExchangeAdmin, *, reads: ExchangeReader | None = None) -> None:
+        """``reads``: send the reads of groups and names through it (with the other reads that start with them, and
+        shared with other callers asking the same) instead of as requests of their own."""
         self._exchange = exchange
         self._reads = reads
         self._direct: dict[str, tuple[Member, ...]] = {}  # any key of a group → its direct members
@@ -64,7 +65,7 @@ class GroupMembers:
         todo = list(dict.fromkeys(g for g in groups if g and g.casefold() not in self._direct))
         aliases: dict[str, frozenset[str]] = {}
         while todo:
-            outcomes = await self._exchange.batch(
+            outcomes = await (self._reads or self._exchange).batch(
                 [
                     Command(
                         "Get-DistributionGroupMember", {"Identity": g, "ResultSize": "Unlimited"}, select=MEMBER_FIELDS
@@ -96,8 +97,9 @@ class GroupMembers:
         if identity.casefold() not in self._names:
             keys = {identity.casefold()}
             try:
-                invoke = self._reads.invoke if self._reads is not None else self._exchange.invoke
-                result = await invoke("Get-Recipient", {"Identity": identity}, select=MEMBER_FIELDS)
+                result = await (self._reads or self._exchange).invoke(
+                    "Get-Recipient", {"Identity": identity}, select=MEMBER_FIELDS
+                )
                 keys.update(k for row in result.rows for k in member_of_row(row).keys)
             except NotFoundError:
                 pass  # a bare SID or an unknown name: only its own spelling can match

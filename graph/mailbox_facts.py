@@ -42,7 +42,9 @@ class MailboxFacts:
         self._transport: tuple[float, bool] | None = None
 
     def forget(self) -> None:
-        """Drop every kept answer (after a change emaildoctor made)."""
+        """Drop every kept answer, and let no read already under way answer later questions (after a change
+        emaildoctor made)."""
+        self._reads.forget()
         self._kinds.clear()
         self._switches.clear()
         self._transport = None

@@ -25,7 +25,7 @@ from typing import Any
 
 from graph.exchange import Command, ExchangeAdmin, Row
 from graph.exchange_errors import ExchangeNotFoundError, is_no_permissions
-from graph.exchange_reads import ExchangeReads
+from graph.exchange_reads import ExchangeReader, ExchangeReads
 from graph.groups import GroupMembers, holding_group
 from graph.mailbox_facts import FACTS_TTL_S, TRANSPORT_CONFIG_TTL_S, MailboxFacts
 from graph.permission_rows import (
@@ -113,12 +113,13 @@ class PermissionService:
         right = parse_right(right)
         mailbox = check_mailbox(mailbox)
         trustee = check_trustee(trustee, allow_sid=True)
-        members = GroupMembers(self._exchange, reads=self.reads)
+        reader = self._reader(direct)
+        members = GroupMembers(self._exchange, reads=reader)
         # The direct read, every holder of the right and the trustee's names start together (one $batch); the
         # holders and names matter only when the right is not held directly and a group holds it.
         held, holders, _ = await asyncio.gather(
             self._holds(right, mailbox, trustee, direct=direct),
-            self._holders(right, mailbox),
+            self._holders(right, mailbox, reader),
             members.keys_of(trustee),
             return_exceptions=True,
         )
@@ -132,22 +133,26 @@ class PermissionService:
                 via = await holding_group(members, holders, right, trustee)
         return RightHolding(right=right, mailbox=mailbox, trustee=trustee, held=held or via is not None, via_group=via)
 
-    async def _holders(self, right: Right, mailbox: str) -> list[Grant]:
+    def _reader(self, direct: bool) -> ExchangeReader:
+        """``direct``: each read a request of its own, not gathered into a ``$batch`` with other callers' reads nor
+        sharing their answers — a change's reads before and after it, so that one change waiting on Exchange never
+        holds up another's, and no read asked before a change answers for after it."""
+        return self._exchange if direct else self.reads
+
+    async def _holders(self, right: Right, mailbox: str, reader: ExchangeReader) -> list[Grant]:
         """Every holder of ``right`` on ``mailbox`` (groups among them), for the group check."""
         if right is Right.SEND_AS:
-            rows = await self.reads.invoke("Get-RecipientPermission", {"Identity": mailbox}, anchor=mailbox)
+            rows = await reader.invoke("Get-RecipientPermission", {"Identity": mailbox}, anchor=mailbox)
             return [g for r in rows.rows if (g := recipient_permission_grant(r, mailbox)) is not None]
         if right is Right.FULL_ACCESS:
             command = full_access_command(mailbox)
-            rows = await self.reads.invoke(command.cmdlet, command.parameters, anchor=mailbox)
+            rows = await reader.invoke(command.cmdlet, command.parameters, anchor=mailbox)
             return [g for r in rows.rows if (g := mailbox_permission_grant(r, mailbox)) is not None]
-        return [g for g in (await self.show(mailbox)).grants if g.right is right]
+        return [g for g in (await self.show(mailbox, reader=reader)).grants if g.right is right]
 
     async def _holds(self, right: Right, mailbox: str, trustee: str, *, direct: bool = False) -> bool:
-        """Whether ``trustee`` holds ``right`` directly. ``direct``: each read its own request, not gathered into a
-        ``$batch`` with other callers' reads — a change's reads before and after it, so that one change waiting on
-        Exchange never holds up another's."""
-        reader: ExchangeAdmin | ExchangeReads = self._exchange if direct else self.reads
+        """Whether ``trustee`` holds ``right`` directly (``direct``: see :meth:`_reader`)."""
+        reader = self._reader(direct)
         if right is Right.SEND_AS:
             result = await reader.invoke(
                 "Get-RecipientPermission",
@@ -170,11 +175,13 @@ class PermissionService:
         return bool(names & await self._recipient_keys(trustee, reader))
 
     # --- show / who --------------------------------------------------------------------------------------------
-    async def show(self, mailbox: str) -> MailboxRights:
+    async def show(self, mailbox: str, *, reader: ExchangeReader | None = None) -> MailboxRights:
         """Every SendAs, SendOnBehalf and FullAccess holder of ``mailbox`` (one ``$batch``, as CIPP does; then one
-        more to turn GrantSendOnBehalfTo's recipient Names into addresses)."""
+        more to turn GrantSendOnBehalfTo's recipient Names into addresses). ``reader``: gathered with other
+        callers' reads by default (see :meth:`_reader`)."""
         mailbox = check_mailbox(mailbox)
-        send_as, box, full = await self._exchange.batch(
+        reader = reader or self.reads
+        send_as, box, full = await reader.batch(
             [
                 Command("Get-RecipientPermission", {"Identity": mailbox}, anchor=mailbox),
                 Command(
@@ -190,7 +197,7 @@ class PermissionService:
         address = str(box_rows[0].get("PrimarySmtpAddress") or mailbox) if box_rows else mailbox
         send_as_rows, full_rows = send_as.unwrap(), full.unwrap()
         names = [str(n) for row in box_rows for n in row.get("GrantSendOnBehalfTo") or []]
-        delegates = await self._resolve_names(names)
+        delegates = await self._resolve_names(names, reader)
         return MailboxRights(
             mailbox=address,
             send_as=tuple(g for r in send_as_rows.rows if (g := recipient_permission_grant(r, address)) is not None),
@@ -297,6 +304,8 @@ class PermissionService:
             raise
         except EmailDoctorError as exc:
             return result(ChangeOutcome.FAILED, f"Exchange refused to {action} {words}: {exc}", code=exc.code)
+        finally:
+            self.facts.forget()  # and no read asked before the change answers a question asked after it
         no_op = any(marker in w for w in answer.warnings for marker in NO_OP_WARNINGS)
         try:
             lag = await self._read_back(right, mailbox, trustee, wanted)
@@ -347,13 +356,13 @@ class PermissionService:
         return await self.facts.mailbox_kind(address)
 
     # --- recipient names -----------------------------------------------------------------------------------------
-    async def _delegate_names(self, mailbox: str, reader: ExchangeAdmin | ExchangeReads | None = None) -> set[str]:
+    async def _delegate_names(self, mailbox: str, reader: ExchangeReader | None = None) -> set[str]:
         result = await (reader or self.reads).invoke(
             "Get-Mailbox", {"Identity": mailbox}, anchor=mailbox, select=("GrantSendOnBehalfTo",)
         )
         return {str(n).casefold() for row in result.rows for n in row.get("GrantSendOnBehalfTo") or []}
 
-    async def _recipient_keys(self, identity: str, reader: ExchangeAdmin | ExchangeReads | None = None) -> set[str]:
+    async def _recipient_keys(self, identity: str, reader: ExchangeReader | None = None) -> set[str]:
         """Every way Exchange may name ``identity`` in GrantSendOnBehalfTo (Name, object id, alias, addresses).
         ``Get-Recipient``, not Get-Mailbox: the delegate may be a group or a mail user too."""
         keys = {identity.casefold()}
@@ -364,12 +373,14 @@ class PermissionService:
         keys.update(str(row[f]).casefold() for row in result.rows for f in MAILBOX_FIELDS if row.get(f))
         return keys
 
-    async def _resolve_names(self, names: Iterable[str]) -> dict[str, tuple[str, TrusteeKind]]:
+    async def _resolve_names(
+        self, names: Iterable[str], reader: ExchangeReader | None = None
+    ) -> dict[str, tuple[str, TrusteeKind]]:
         """Recipient Names (GrantSendOnBehalfTo, RecipientPermission Identity) → (address, kind), one ``$batch`` per
         10 distinct names through ``Get-Recipient`` (users and groups alike). A Name that is no recipient stays as it
         is: an unknown object id, or a name."""
         unique = list(dict.fromkeys(n for n in names if n))
-        outcomes = await self._exchange.batch(
+        outcomes = await (reader or self.reads).batch(
             [Command("Get-Recipient", {"Identity": n}, select=("PrimarySmtpAddress", "RecipientType")) for n in unique]
         )
         resolved: dict[str, tuple[str, TrusteeKind]] = {}

@@ -35,6 +35,7 @@ from plugin.ambiguity import Candidate
 from plugin.diagnosis import Code
 from plugin.errors import ConfigError
 from plugin.interfaces import MailboxKind, SmtpAuthState, UserRecord
+from plugin.single_flight import SingleFlight
 
 if TYPE_CHECKING:
     from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -138,11 +139,16 @@ class GraphUserDirectory:
         self._settings_readable: bool | None = None
         """False once Graph said the app may not read mailboxSettings at all (not an access policy)."""
         self._domains = TenantDomains(graph)
+        self._finding: SingleFlight[str, UserRecord | None] = SingleFlight()
 
     async def find_user(self, query: str) -> UserRecord | None:
         """By email address, UPN or proxy address (text with an @), else by display name (prefix; an exact
-        name wins). None when nobody matches; :class:`AmbiguousUserError` when several do."""
+        name wins). None when nobody matches; :class:`AmbiguousUserError` when several do. A search for the same
+        text already under way (another diagnosis of a burst asking about the same admin@) is shared."""
         text = _search_text(query)
+        return await self._finding.run(text.casefold(), lambda: self._find_user(text))
+
+    async def _find_user(self, text: str) -> UserRecord | None:
         if "@" in text and self._exchange_kind is not None:
             # Exchange's answer for the address does not depend on Graph's: ask both at once.
             search, kind = await asyncio.gather(

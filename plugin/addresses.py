@@ -8,6 +8,7 @@ mail servers accept in ``MAIL FROM:<…>``; whatever passes here, the SMTP libra
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from aiosmtplib.email import parse_address
 
@@ -49,6 +50,7 @@ def validate_address(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=4096)  # an audit asks it of every trustee label, and the same few labels recur
 def is_address(value: str) -> bool:
     try:
         validate_address(value)

@@ -28,7 +28,7 @@ from plugin.probe import run_probe
 from plugin.probe_request import ProbeRequest, ProbeResult, TokenSource
 from plugin.progress import Progress
 from plugin.resolve import RIGHT_WORDS, ResolutionError, SendPlan, SignIn, resolve
-from plugin.sender_checks import lookup_diagnosis, review
+from plugin.sender_checks import UserLookups, lookup_diagnosis, review
 from plugin.settings import Settings
 from plugin.testmessage import new_test_id
 
@@ -130,10 +130,11 @@ class Doctor:
         password = self._password(plan)
         # The test send needs only the plan (and a token for OAuth): it runs alongside the checks, not after them.
         sending = asyncio.ensure_future(self._test_send(plan, test_id, password))
+        lookups = UserLookups(self._m365.users) if self._m365 is not None else None
         try:
             checks = await asyncio.gather(
-                self._check("principal_account", self._principal_account(plan)),
-                self._check("from_mailbox", self._from_mailbox(plan)),
+                self._check("principal_account", self._principal_account(plan, lookups)),
+                self._check("from_mailbox", self._from_mailbox(plan, lookups)),
                 self._check("smtp_auth", self._smtp_auth(plan)),
                 self._check("right", self._right(plan)),
                 self._check("server_tls", self._server_tls(plan, test_id)),
@@ -160,7 +161,7 @@ class Doctor:
         diagnosis = await self._combine(plan, code or Code.UNKNOWN, smtp, graph, all_checks, pending)
         # From outside the tenant or without a mailbox, several users, disabled accounts: plugin/sender_checks.py.
         wait = self._settings.m365.propagation_minutes
-        diagnosis = await review(self._m365, plan, diagnosis, secrets=self._secrets, wait_minutes=wait)
+        diagnosis = await review(self._m365, plan, diagnosis, secrets=self._secrets, wait_minutes=wait, lookups=lookups)
         pending = pending and diagnosis.code is Code.SEND_AS_DENIED
         return Report(query, False, test_id, plan, all_checks, diagnosis, smtp, graph, pending)
 
@@ -174,10 +175,10 @@ class Doctor:
             code = f" [{exc.code}]" if exc.code else ""
             return Check(name, None, f"could not check{code}: {exc}")
 
-    async def _principal_account(self, plan: SendPlan) -> Check:
-        if self._m365 is None:
+    async def _principal_account(self, plan: SendPlan, lookups: UserLookups | None) -> Check:
+        if lookups is None:
             return Check("principal_account", None, NOT_CONFIGURED)
-        user = await self._m365.users.find_user(plan.principal)
+        user = await lookups.find_user(plan.principal)
         if user is None:
             return Check("principal_account", False, f"{plan.principal} does not exist in Microsoft 365")
         if plan.sign_in is SignIn.PASSWORD and user.mailbox is MailboxKind.SHARED:
@@ -190,10 +191,10 @@ class Doctor:
             "principal_account", True, f"{plan.principal} exists ({user.display_name}, {user.mailbox} mailbox)"
         )
 
-    async def _from_mailbox(self, plan: SendPlan) -> Check:
-        if self._m365 is None:
+    async def _from_mailbox(self, plan: SendPlan, lookups: UserLookups | None) -> Check:
+        if lookups is None:
             return Check("from_mailbox", None, NOT_CONFIGURED)
-        user = await self._m365.users.find_user(plan.from_addr)
+        user = await lookups.find_user(plan.from_addr)
         if user is None:
             return Check("from_mailbox", False, f"no Microsoft 365 user or mailbox has the address {plan.from_addr}")
         if user.mailbox is MailboxKind.NONE:

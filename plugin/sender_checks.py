@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from plugin.addresses import same_address
@@ -24,7 +24,7 @@ from plugin.ambiguity import AmbiguousUserError
 from plugin.catalogue import Facts, diagnose
 from plugin.diagnosis import Code, Diagnosis, Right
 from plugin.errors import EmailDoctorError, NotFoundError
-from plugin.interfaces import MailboxKind, Microsoft365, UserRecord
+from plugin.interfaces import MailboxKind, Microsoft365, UserDirectory, UserRecord
 from plugin.resolve import SendPlan
 
 # Refusals after the sign-in that a From address outside the tenant, without a mailbox, or matching several users
@@ -59,9 +59,34 @@ class _Lookup:
     """Microsoft 365 could not be asked (refused, timed out): nothing is concluded from it."""
 
 
-async def _lookup(m365: Microsoft365, address: str) -> _Lookup:
+Finder = Callable[[str], Awaitable[UserRecord | None]]
+
+
+class UserLookups:
+    """One diagnosis's Microsoft 365 user lookups: each address is asked once, whether the checks or
+    :func:`review` ask it (the same answers in both, and no second round trip after the test send fails)."""
+
+    def __init__(self, users: UserDirectory) -> None:
+        self._users = users
+        self._asked: dict[str, asyncio.Future[UserRecord | None]] = {}
+
+    async def find_user(self, query: str) -> UserRecord | None:
+        key = query.strip().casefold()
+        future = self._asked.get(key)
+        if future is None:
+            future = self._asked[key] = asyncio.ensure_future(self._users.find_user(query))
+            future.add_done_callback(_seen)
+        return await asyncio.shield(future)
+
+
+def _seen(future: asyncio.Future[UserRecord | None]) -> None:
+    if not future.cancelled():
+        future.exception()  # an error every asker has stopped waiting for is not reported as never retrieved
+
+
+async def _lookup(find_user: Finder, address: str) -> _Lookup:
     try:
-        return _Lookup(record=await m365.users.find_user(address))
+        return _Lookup(record=await find_user(address))
     except AmbiguousUserError as exc:
         return _Lookup(ambiguous=exc)
     except EmailDoctorError:
@@ -75,13 +100,16 @@ async def review(
     *,
     secrets: Sequence[str] = (),
     wait_minutes: float | None = None,
+    lookups: UserLookups | None = None,
 ) -> Diagnosis:
-    """``diagnosis`` of a failed test, re-worded where Microsoft 365 knows better (see the module docstring)."""
+    """``diagnosis`` of a failed test, re-worded where Microsoft 365 knows better (see the module docstring).
+    ``lookups``: the diagnosis's own, so that the addresses its checks looked up are not asked again."""
     if m365 is None:
         return diagnosis
+    find_user = lookups.find_user if lookups is not None else m365.users.find_user
     own = same_address(plan.principal, plan.from_addr)
     principal, sender = await asyncio.gather(
-        _lookup(m365, plan.principal), _lookup(m365, plan.from_addr) if not own else _none()
+        _lookup(find_user, plan.principal), _lookup(find_user, plan.from_addr) if not own else _none()
     )
     if own:
         sender = principal
