@@ -13,11 +13,12 @@ Phases (requests for a tenant of N mailboxes with G SendAs grants, page size P â
    paged ``Get-Mailbox`` (N / P requests) and, for the few trustees without a mailbox, the directory
    (:mod:`graph.audit_trustees`).
 
-Phases 1, 2 and 3 run side by side (a Name that phase 1 or 2 asks for after the listing passed its mailbox is
-looked up afterwards with ``Get-Mailbox -Identity``, ten per ``$batch``); phase 4's listing starts once phase 3 has
-listed every mailbox, while a page's worth of FullAccess reads is still queued; the groups that predictions expand
-are read while phase 4 settles the trustees; and the directory's addresses are mapped while the snapshot is taken.
-All of it shares the client's eight requests in flight, so none of them waits for an idle one. Requests are
+Phases 1, 2 and 3 run side by side (a Name that phase 1 or 2 asks for once the listing is under way, and that the
+listing did not match, is looked up afterwards with ``Get-Mailbox -Identity``, ten per ``$batch``, and kept only
+when the mailbox's Identity or Name is that Name, as the listing matches); phase 4's listing starts once phase 3 has
+listed every mailbox and the FullAccess reads still queued take about as long as it will; the groups that
+predictions expand are read while phase 4's last lookups run; and the directory's addresses are mapped while the
+snapshot is taken. All of it shares the client's eight requests in flight, so that none sits idle for long. Requests are
 paced by :class:`graph.exchange.ExchangeAdmin` (in-flight limit, and the service's request budget learned from its
 ``Rate-Limit-*`` answers), so a large tenant waits for its budget instead of collecting 429s.
 
@@ -46,7 +47,7 @@ from graph.permissions_model import SELF, Grant, TrusteeKind, display_trustee, k
 from plugin.clock import Clock
 from plugin.diagnosis import Right
 from plugin.directory import Directory
-from plugin.errors import NotFoundError
+from plugin.errors import ConfigError, NotFoundError
 
 LISTING_FIELDS = ("Identity", "Name", "PrimarySmtpAddress", "UserPrincipalName")
 
@@ -181,8 +182,14 @@ class _Run:
         self.listed = 0
         self.done = 0
         self.listing_complete = False
+        self.listing_started = False
+        self.late_names: set[str] = set()
+        """Names asked for once the listing was under way: it may have passed their mailbox already."""
+        self.chunks_queued = 0
+        self.chunks_done = 0
+        self.trustees_go = asyncio.Event()
         self.collected: asyncio.Future[list[Grant]] = asyncio.get_running_loop().create_future()
-        """Every grant, before the trustees' facts settle their kinds (a group's grant is already final)."""
+        """The grants to groups, once every grant is known (the trustees' facts do not change them)."""
         self.looked_up = 0
         """Names looked up on their own because the listing had passed them (see :meth:`_look_up_names`)."""
         self.warnings: list[str] = []
@@ -190,8 +197,8 @@ class _Run:
 
     async def collect(self) -> list[Grant]:
         # The two tenant-wide queries and the listing run side by side. The listing maps to addresses the Names the
-        # queries have asked for by the time it lists them (memory bounded by the result, not the tenant); the few
-        # Names asked for after their mailbox was listed are looked up afterwards, ten per $batch.
+        # queries have asked for by the time it lists them (memory bounded by the result, not the tenant); a Name
+        # asked for once it was under way and not matched is looked up afterwards (_look_up_names).
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._send_on_behalf())
@@ -207,7 +214,7 @@ class _Run:
                 self.warnings.append(f"SendAs on '{name}', which is not a mailbox (a group?), kept under that name")
             self.grants.extend(dataclasses.replace(g, mailbox=address or g.mailbox) for g in rows)
         self.grants.extend(self._delegation_grants())
-        self.collected.set_result(list(self.grants))
+        self.collected.set_result([g for g in self.grants if g.trustee_kind is TrusteeKind.GROUP])
         return await self._classify()
 
     def _delegation_grants(self) -> list[Grant]:
@@ -219,16 +226,27 @@ class _Run:
         return grants
 
     async def _list_trustees(self) -> None:
-        """The trustees' listing (:class:`graph.audit_trustees.TrusteeFacts`), once every mailbox is listed: the
-        delegates are known by then, so it keeps their facts too."""
+        """The trustees' listing (:class:`graph.audit_trustees.TrusteeFacts`), started when the FullAccess reads
+        still to come take about as long as it will (:meth:`_time_for_trustees`): the delegates are known by then,
+        so it keeps their facts too. With no trustee to look for yet, it is left to the end (if needed at all)."""
+        await self.trustees_go.wait()
         for grant in self._delegation_grants():
             self.facts.want(grant)
-        await self.facts.list_mailboxes()
+        if self.facts.wanting:
+            await self.facts.list_mailboxes()
+
+    def _time_for_trustees(self, workers: int) -> None:
+        """Once every mailbox is listed: go when the chunks left take no more rounds of ``workers`` than the
+        trustees' listing takes pages (one request after another)."""
+        pages = -(-self.listed // self.exchange.page_size)
+        if self.listing_complete and self.chunks_queued - self.chunks_done <= workers * pages:
+            self.trustees_go.set()
 
     async def _look_up_names(self) -> None:
-        """The Names the listing passed before a query asked for them: ``Get-Mailbox -Identity``, as the listing
-        would have answered (a Name that is no mailbox stays unresolved)."""
-        wanted = sorted(name for name, address in self.names.items() if not address)
+        """The Names asked for once the listing was under way and not matched by it: ``Get-Mailbox -Identity``,
+        kept only when the mailbox's Identity or Name is that Name, as the listing matches. A Name that is no
+        mailbox (a group), or names several, stays unresolved as it would have."""
+        wanted = sorted(name for name in self.late_names if not self.names.get(name))
         if not wanted:
             return
         self.looked_up += len(wanted)
@@ -236,11 +254,11 @@ class _Run:
             [Command("Get-Mailbox", {"Identity": name}, select=LISTING_FIELDS) for name in wanted]
         )
         for name, outcome in zip(wanted, outcomes, strict=True):
-            if outcome.error is not None and not isinstance(outcome.error, NotFoundError):
-                raise outcome.error
-            rows = outcome.result.rows if outcome.result is not None else ()
-            if len(rows) == 1:
-                self.names[name] = str(rows[0].get("PrimarySmtpAddress") or rows[0].get("UserPrincipalName") or "")
+            if isinstance(outcome.error, NotFoundError | ConfigError):  # not a mailbox; ambiguous
+                continue
+            for row in outcome.unwrap().rows:
+                if name in {str(row.get(f) or "").casefold() for f in ("Identity", "Name")}:
+                    self.names[name] = str(row.get("PrimarySmtpAddress") or row.get("UserPrincipalName") or "")
 
     # --- phases 1 and 2: tenant-wide queries ------------------------------------------------------------------
     async def _send_on_behalf(self) -> None:
@@ -254,7 +272,7 @@ class _Run:
                 mailbox = str(row.get("PrimarySmtpAddress") or "")
                 for name in row.get("GrantSendOnBehalfTo") or []:
                     self.delegations.append((mailbox, str(name)))
-                    self.names.setdefault(str(name).casefold(), "")
+                    self._want_name(str(name))
 
     async def _send_as(self) -> None:
         self._report("send_as")
@@ -269,7 +287,7 @@ class _Run:
                 if grant is not None and self._keep(grant):
                     self.send_as.setdefault(name.casefold(), []).append(grant)
                     self.facts.want(grant)
-                    self.names.setdefault(name.casefold(), "")
+                    self._want_name(name)
 
     # --- phase 3: the mailbox listing feeds the per-mailbox FullAccess reads --------------------------------
     async def _mailboxes_and_full_access(self) -> None:
@@ -280,32 +298,35 @@ class _Run:
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
-                    group.create_task(self._full_access_worker(queue))
+                    group.create_task(self._full_access_worker(queue, workers))
+                group.create_task(self._list_trustees())
                 chunk: list[str] = []
                 async for page in self.exchange.pages(
                     "Get-Mailbox", {"ResultSize": "Unlimited"}, select=LISTING_FIELDS
                 ):
+                    self.listing_started = True
                     for row in page.rows:
                         address = str(row.get("PrimarySmtpAddress") or row.get("UserPrincipalName") or "")
                         self._note_mailbox(row, address)
                         chunk.append(address)
                         if len(chunk) == self.exchange.batch_size:
+                            self.chunks_queued += 1
                             await queue.put(chunk)
                             chunk = []
                     self.listed += len(page.rows)
                     self._report("full_access")
                 if chunk:
+                    self.chunks_queued += 1
                     await queue.put(chunk)
                 self.listing_complete = True
                 self._report("full_access")
-                # The trustees' listing overlaps the FullAccess reads still queued (a page's worth).
-                group.create_task(self._list_trustees())
+                self._time_for_trustees(workers)
                 for _ in range(workers):
                     await queue.put(None)
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from group_error
 
-    async def _full_access_worker(self, queue: asyncio.Queue[list[str] | None]) -> None:
+    async def _full_access_worker(self, queue: asyncio.Queue[list[str] | None], workers: int) -> None:
         while (chunk := await queue.get()) is not None:
             outcomes = await self.exchange.batch([full_access_command(a) for a in chunk])
             for address, outcome in zip(chunk, outcomes, strict=True):
@@ -318,7 +339,16 @@ class _Run:
                         self.grants.append(grant)
                         self.facts.want(grant)
             self.done += len(chunk)
+            self.chunks_done += 1
             self._report("full_access")
+            self._time_for_trustees(workers)
+
+    def _want_name(self, name: str) -> None:
+        key = name.casefold()
+        if key not in self.names:
+            self.names[key] = ""
+            if self.listing_started:  # the listing may have passed it already
+                self.late_names.add(key)
 
     def _note_mailbox(self, row: dict[str, object], address: str) -> None:
         if "@" in address:

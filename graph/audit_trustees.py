@@ -7,8 +7,9 @@ Exchange prints trustees as UPNs (users), display names (groups), bare SIDs (del
    ``AccountDisabled`` and ``RecipientTypeDetails``; facts are kept only for wanted trustees. This settles every
    trustee that has a mailbox (nearly all of them), and knows that a shared mailbox's disabled account is no risk.
    The audit starts it while its last FullAccess reads are still out (:meth:`TrusteeFacts.list_mailboxes`), and
-   names each trustee as it finds it (:meth:`TrusteeFacts.want`); a trustee first wanted after the listing passed
-   its mailbox is asked for on its own (``Get-Mailbox -Identity``, ten per ``$batch``).
+   names each trustee as it finds it (:meth:`TrusteeFacts.want`); a trustee first wanted once the listing was under
+   way and not matched by it is asked for on its own (``Get-Mailbox -Identity``, ten per ``$batch``, kept only by
+   the fields the listing matches).
 2. **The directory** (``graph.users.GraphUserDirectory``) for the rest (mail users, guests whose UPN has no
    ``#EXT#``, object ids in GrantSendOnBehalfTo): one lookup each when they are few, else one pass over
    ``all_users`` keeping only the matches. Streaming the whole directory every time would cost about 4 ms per user
@@ -86,6 +87,11 @@ class TrusteeFacts:
                 if self._listing is not None:
                     self._late.add(key)
 
+    @property
+    def wanting(self) -> bool:
+        """Some trustee needs facts already."""
+        return bool(self._wanted)
+
     async def list_mailboxes(self) -> None:
         """The tenant-wide listing, keeping the facts of the trustees wanted by the time each page arrives."""
         self._listing = False
@@ -97,36 +103,38 @@ class TrusteeFacts:
     async def settle(self, grants: Iterable[Grant], tenant_domains: set[str]) -> None:
         """Find the facts of every trustee in ``grants`` that needs them (see the module docstring)."""
         self._domains = tenant_domains
+        needed = set()
         for grant in grants:
             self.want(grant)
-        if self._listing is None and self._wanted:
+            if _needs_facts(grant):
+                needed.add(grant.trustee.casefold())
+        if self._listing is None and needed:
             await self.list_mailboxes()
-        await self._from_exchange(sorted(k for k in self._late if k not in self.facts))
-        leftovers = sorted(self._wanted - set(self.facts))
+        await self._from_exchange(sorted(k for k in needed & self._late if k not in self.facts))
+        leftovers = sorted(needed - set(self.facts))
         if len(leftovers) > self._lookup_limit:
             await self._stream_directory(set(leftovers))
         elif leftovers:
             await asyncio.gather(*(self._look_up(key) for key in leftovers))
 
     async def _from_exchange(self, keys: list[str]) -> None:
-        """``Get-Mailbox -Identity`` for trustees the listing may have passed before they were wanted."""
+        """``Get-Mailbox -Identity`` for trustees the listing may have passed before they were wanted, each row kept
+        as the listing would have kept it (only by the address, UPN or object id it lists)."""
         if not keys:
             return
         self.looked_up += len(keys)
         outcomes = await self._exchange.batch(
             [Command("Get-Mailbox", {"Identity": key}, select=FACT_FIELDS) for key in keys]
         )
-        for key, outcome in zip(keys, outcomes, strict=True):
-            if isinstance(outcome.error, NotFoundError):
-                continue  # no mailbox: the directory may know the account
+        for outcome in outcomes:
+            if isinstance(outcome.error, NotFoundError | ConfigError):
+                continue  # no mailbox, or several: the directory is asked, as after the listing
             for row in outcome.unwrap().rows:
-                self._note(row, also=key)  # found by the name the grant gives, an alias perhaps
+                self._note(row)
 
-    def _note(self, row: Row, also: str | None = None) -> None:
+    def _note(self, row: Row) -> None:
         keys = {str(row.get(f) or "").casefold() for f in FACT_FIELDS[:3]} - {""}
         hits = keys & self._wanted
-        if also is not None:
-            hits.add(also)
         if hits:
             shared = str(row.get("RecipientTypeDetails") or "").casefold() in SHARED_TYPES
             disabled = as_bool(row.get("AccountDisabled"))

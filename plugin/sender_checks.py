@@ -64,7 +64,8 @@ Finder = Callable[[str], Awaitable[UserRecord | None]]
 
 class UserLookups:
     """One diagnosis's Microsoft 365 user lookups: each address is asked once, whether the checks or
-    :func:`review` ask it (the same answers in both, and no second round trip after the test send fails)."""
+    :func:`review` ask it (the same answers in both, and no second round trip after the test send fails). A lookup
+    that failed is not kept: asked again later, it is tried again."""
 
     def __init__(self, users: UserDirectory) -> None:
         self._users = users
@@ -75,13 +76,13 @@ class UserLookups:
         future = self._asked.get(key)
         if future is None:
             future = self._asked[key] = asyncio.ensure_future(self._users.find_user(query))
-            future.add_done_callback(_seen)
+            future.add_done_callback(lambda done: self._landed(key, done))
         return await asyncio.shield(future)
 
-
-def _seen(future: asyncio.Future[UserRecord | None]) -> None:
-    if not future.cancelled():
-        future.exception()  # an error every asker has stopped waiting for is not reported as never retrieved
+    def _landed(self, key: str, done: asyncio.Future[UserRecord | None]) -> None:
+        failed = done.cancelled() or done.exception() is not None  # (marks an error seen, whoever still waits)
+        if failed and self._asked.get(key) is done:
+            del self._asked[key]
 
 
 async def _lookup(find_user: Finder, address: str) -> _Lookup:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -61,6 +63,10 @@ def _ca_file(value: Path | None) -> Path | None:
     return value
 
 
+CaFile = Annotated[Path | None, BeforeValidator(_not_blank), AfterValidator(_ca_file)]
+"""An extra CA bundle (PEM): named when given, and a readable bundle of certificates."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,7 +79,7 @@ class M365Settings(_Section):
     client_id: str | None = None
     """Application (client) ID of the app registered from manifests/entra-app.json."""
     client_secret: SecretStr | None = None
-    certificate_path: Path | None = None
+    certificate_path: Annotated[Path | None, BeforeValidator(_not_blank)] = None
     """PEM file holding the app's certificate and its private key (instead of a client secret)."""
     certificate_password: SecretStr | None = None
     authority_host: str = "https://login.microsoftonline.com"
@@ -81,7 +87,7 @@ class M365Settings(_Section):
     exchange_url: str = "https://outlook.office365.com"
     instance_discovery: bool = True
     """Ask Microsoft which sign-in hosts are genuine; turn off only for the local sandbox."""
-    ca_file: Path | None = None
+    ca_file: CaFile = None
     """Extra CA bundle (PEM) trusted for sign-in, Graph and the Exchange admin API."""
     timeout: _Timeout = 30.0
     read_mail_to_confirm: bool = True
@@ -92,16 +98,6 @@ class M365Settings(_Section):
     readback_seconds: Annotated[float, Field(ge=0, le=3600)] = 120.0
     """How long a grant or revoke re-reads Exchange (with back-off) until its reads show the change; after that
     the change is reported as done but 'not visible in Exchange yet'."""
-
-    @field_validator("ca_file", "certificate_path", mode="before")
-    @classmethod
-    def _path_given(cls, value: object) -> object:
-        return _not_blank(value)
-
-    @field_validator("ca_file")
-    @classmethod
-    def _pem_bundle(cls, value: Path | None) -> Path | None:
-        return _ca_file(value)
 
     @field_validator("authority_host", "graph_url", "exchange_url")
     @classmethod
@@ -193,7 +189,7 @@ class SlackSettings(_Section):
     app_token: SecretStr | None = None
     """App-level token ``xapp-…`` (Socket Mode)."""
     api_url: str = "https://slack.com/api/"
-    ca_file: Path | None = None
+    ca_file: CaFile = None
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 3000
     """HTTP mode: the port the bot listens on (0: any free port)."""
@@ -221,16 +217,6 @@ class SlackSettings(_Section):
     """How long IT membership is cached for read-only commands; approvals and changes always ask Slack afresh."""
     ready_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
     """How long /readyz reuses its last answer, so that probes do not ask Microsoft for a token every second."""
-
-    @field_validator("ca_file", mode="before")
-    @classmethod
-    def _path_given(cls, value: object) -> object:
-        return _not_blank(value)
-
-    @field_validator("ca_file")
-    @classmethod
-    def _pem_bundle(cls, value: Path | None) -> Path | None:
-        return _ca_file(value)
 
     @field_validator("host")
     @classmethod
@@ -271,21 +257,11 @@ class SmtpDefaults(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 587
     security: Security = Security.STARTTLS
     timeout: _Timeout = 30.0
-    ca_file: Path | None = None
+    ca_file: CaFile = None
     """Extra CA bundle (PEM) trusted for SMTP TLS, in addition to the system store."""
     helo_name: str | None = None
     test_recipient: str | None = None
     """Send test messages here instead of to the user's own address."""
-
-    @field_validator("ca_file", mode="before")
-    @classmethod
-    def _path_given(cls, value: object) -> object:
-        return _not_blank(value)
-
-    @field_validator("ca_file")
-    @classmethod
-    def _pem_bundle(cls, value: Path | None) -> Path | None:
-        return _ca_file(value)
 
     @field_validator("helo_name")
     @classmethod
@@ -345,13 +321,8 @@ class ChangeSettings(_Section):
 
 
 class DirectorySettings(_Section):
-    path: Path = Field(default_factory=default_directory_path)
+    path: Annotated[Path, BeforeValidator(_not_blank)] = Field(default_factory=default_directory_path)
     """Employee list and system outgoing mail server: a YAML file, or a CSV export of the employee list."""
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _path_given(cls, value: object) -> object:
-        return _not_blank(value)
 
 
 class Settings(BaseSettings):

@@ -2,9 +2,9 @@
 
 A burst of ``/emailtest`` commands asks Microsoft 365 about the same few addresses (every employee who sends
 through admin@ needs admin@'s account looked up). :class:`SingleFlight` runs one request per key at a time and hands
-its outcome (a value or an error) to everyone who asked meanwhile. Nothing is kept once the answer is in: the next
-question after it asks again, so no answer is ever older than the question. One caller giving up (cancelled) does
-not cancel the others' request.
+its outcome (a value or an error) to everyone who asked meanwhile: a caller who joins gets the answer to a request
+that was already under way when they asked. Nothing is kept once the answer is in: the next question after it asks
+again. One caller giving up (cancelled) does not cancel the others' request.
 """
 
 from __future__ import annotations
