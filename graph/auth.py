@@ -38,6 +38,7 @@ from plugin.errors import ConfigError, ServiceError
 from plugin.probe_request import TokenSource
 from plugin.redact import redact
 from plugin.settings import M365Settings, Settings
+from plugin.single_flight import SingleFlight
 
 if TYPE_CHECKING:
     import msal
@@ -295,6 +296,7 @@ class AppTokenProvider:
         self._lock = threading.Lock()
         """Guards building the msal app and the per-scope locks."""
         self._scope_locks: dict[str, threading.Lock] = {}
+        self._acquiring: SingleFlight[tuple[str, str | None], AppToken] = SingleFlight()
 
     @property
     def secrets(self) -> list[str]:
@@ -302,8 +304,11 @@ class AppTokenProvider:
         return _secrets(self.settings)
 
     async def token(self, scope: str, *, claims: str | None = None) -> AppToken:
-        """An access token for ``scope`` (``{resource}/.default``), from msal's cache while it is valid."""
-        return await asyncio.to_thread(self._acquire, scope, claims)
+        """An access token for ``scope`` (``{resource}/.default``), from msal's cache while it is valid. Callers
+        asking for the same scope at the same time share one acquisition: msal runs in a worker thread, and a burst
+        of requests each waiting in a thread of its own for the first sign-in would fill asyncio's small default
+        pool (cores + 4 threads) and hold up the other scope's sign-in behind it."""
+        return await self._acquiring.run((scope, claims), lambda: asyncio.to_thread(self._acquire, scope, claims))
 
     def token_source(self, scope: str) -> TokenSource:
         async def source() -> str:
@@ -314,6 +319,7 @@ class AppTokenProvider:
     async def forget(self, scope: str) -> None:
         """Drop the cached token for ``scope``, so the next call asks Entra ID for a new one (after a service
         refused a token the local clock still thinks is valid: clock skew, or a revoked token)."""
+        self._acquiring.forget()  # an acquisition under way may hand out the refused token: do not join it
         await asyncio.to_thread(self._forget, scope)
 
     def _forget(self, scope: str) -> None:

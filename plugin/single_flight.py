@@ -37,6 +37,10 @@ class SingleFlight(Generic[K, V]):
             self.shared += 1
         return await asyncio.shield(future)
 
+    def forget(self) -> None:
+        """Questions asked from now on get a request of their own (after something that may change the answer)."""
+        self._flying = {}
+
     def _landed(self, key: K, done: asyncio.Future[V]) -> None:
         if self._flying.get(key) is done:
             del self._flying[key]

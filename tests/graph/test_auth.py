@@ -39,6 +39,7 @@ from plugin.errors import ConfigError, ServiceError
 from plugin.probe import run_probe
 from plugin.probe_request import ProbeRequest
 from plugin.settings import Security, Settings
+from sandbox.faults import Served
 from sandbox.runtime import Sandbox
 from sandbox.testing import SandboxFactory
 from sandbox.tls import generated_app_certificate
@@ -78,6 +79,24 @@ async def test_concurrent_first_calls_make_one_token_request(sandbox: Sandbox) -
     assert len({t.token for t in tokens}) == 1
     assert session.token_requests == 1
     session.close()
+
+
+async def test_a_burst_of_callers_signs_in_to_both_services_at_once(sandbox: Sandbox) -> None:
+    """Forty requests at once need tokens for Graph and Exchange: the two sign-ins overlap. Waiting callers share
+    one acquisition instead of each holding a worker thread (asyncio's default pool has cores + 4), which had put
+    one service's sign-in behind the other's."""
+    session = CountingSession(sandbox)
+    provider = AppTokenProvider(m365_settings(sandbox), http_client=session)
+    sandbox.faults.set("login", latency_ms=300)
+    journal: list[Served] = []
+    sandbox.faults.journal = journal
+    scopes = [graph_scope(provider.settings)] * 20 + [exchange_scope(provider.settings)] * 20
+    tokens = await asyncio.gather(*(provider.token(scope) for scope in scopes))
+    sandbox.faults.journal = None
+    session.close()
+    assert len({t.token for t in tokens}) == 2
+    graph, exchange = (s for s in journal if s.service == "login" and s.what.endswith("/token"))
+    assert graph.started < exchange.ended and exchange.started < graph.ended
 
 
 async def test_certificate_sign_in_gets_smtp_token(sandbox: Sandbox) -> None:

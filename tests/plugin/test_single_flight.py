@@ -66,3 +66,15 @@ async def test_one_caller_giving_up_does_not_cancel_the_others() -> None:
     ask.release.set()
     assert await patient == 1
     assert impatient.cancelled()
+
+
+async def test_after_forget_a_new_question_does_not_join_the_old_request() -> None:
+    flight: SingleFlight[str, int] = SingleFlight()
+    ask = Asker()
+    before = asyncio.ensure_future(flight.run("a", ask))
+    await asyncio.sleep(0)
+    flight.forget()  # a service refused what the request under way may hand out
+    after = asyncio.ensure_future(flight.run("a", ask))
+    await asyncio.sleep(0)
+    ask.release.set()
+    assert await asyncio.gather(before, after) == [2, 2] and ask.asked == 2
