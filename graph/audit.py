@@ -235,10 +235,10 @@ class _Run:
         if self.facts.wanting:
             await self.facts.list_mailboxes()
 
-    def _time_for_trustees(self, workers: int) -> None:
-        """Once every mailbox is listed: go when the chunks left take no more rounds of ``workers`` than the
-        trustees' listing takes pages (one request after another)."""
-        pages = -(-self.listed // self.exchange.page_size)
+    def _time_for_trustees(self) -> None:
+        """Once every mailbox is listed: go when the chunks left take no more rounds of the FullAccess workers than
+        the trustees' listing takes pages (one request after another)."""
+        workers, pages = self.audit._concurrency, -(-self.listed // self.exchange.page_size)
         if self.listing_complete and self.chunks_queued - self.chunks_done <= workers * pages:
             self.trustees_go.set()
 
@@ -298,7 +298,7 @@ class _Run:
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
-                    group.create_task(self._full_access_worker(queue, workers))
+                    group.create_task(self._full_access_worker(queue))
                 group.create_task(self._list_trustees())
                 chunk: list[str] = []
                 async for page in self.exchange.pages(
@@ -320,13 +320,13 @@ class _Run:
                     await queue.put(chunk)
                 self.listing_complete = True
                 self._report("full_access")
-                self._time_for_trustees(workers)
+                self._time_for_trustees()
                 for _ in range(workers):
                     await queue.put(None)
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from group_error
 
-    async def _full_access_worker(self, queue: asyncio.Queue[list[str] | None], workers: int) -> None:
+    async def _full_access_worker(self, queue: asyncio.Queue[list[str] | None]) -> None:
         while (chunk := await queue.get()) is not None:
             outcomes = await self.exchange.batch([full_access_command(a) for a in chunk])
             for address, outcome in zip(chunk, outcomes, strict=True):
@@ -341,7 +341,7 @@ class _Run:
             self.done += len(chunk)
             self.chunks_done += 1
             self._report("full_access")
-            self._time_for_trustees(workers)
+            self._time_for_trustees()
 
     def _want_name(self, name: str) -> None:
         key = name.casefold()

@@ -78,14 +78,17 @@ class TrusteeFacts:
         self._late: set[str] = set()  # wanted once the listing had started: it may have passed them
         self._listing: bool | None = None  # None: not started, False: under way, True: done
 
-    def want(self, grant: Grant) -> None:
-        """``grant``'s trustee needs facts (if it is one that does); the listing keeps them from now on."""
-        if _needs_facts(grant):
-            key = grant.trustee.casefold()
-            if key not in self._wanted:
-                self._wanted.add(key)
-                if self._listing is not None:
-                    self._late.add(key)
+    def want(self, grant: Grant) -> str | None:
+        """``grant``'s trustee needs facts (if it is one that does): the listing keeps them from now on. Returns the
+        key its facts go under, or None when it needs none."""
+        if not _needs_facts(grant):
+            return None
+        key = grant.trustee.casefold()
+        if key not in self._wanted:
+            self._wanted.add(key)
+            if self._listing is not None:
+                self._late.add(key)
+        return key
 
     @property
     def wanting(self) -> bool:
@@ -103,11 +106,7 @@ class TrusteeFacts:
     async def settle(self, grants: Iterable[Grant], tenant_domains: set[str]) -> None:
         """Find the facts of every trustee in ``grants`` that needs them (see the module docstring)."""
         self._domains = tenant_domains
-        needed = set()
-        for grant in grants:
-            self.want(grant)
-            if _needs_facts(grant):
-                needed.add(grant.trustee.casefold())
+        needed = {key for grant in grants if (key := self.want(grant)) is not None}
         if self._listing is None and needed:
             await self.list_mailboxes()
         await self._from_exchange(sorted(k for k in needed & self._late if k not in self.facts))

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from graph.exchange import BatchOutcome, Command, ExchangeAdmin, ExchangeResult
 from graph.exchange_model import check_command
 from plugin.errors import EmailDoctorError
+from plugin.single_flight import SingleFlight
 
 WINDOW_S = 0.003
 """How long the first read of a batch waits for others (then as long as the token takes, if it is not cached)."""
@@ -49,14 +50,17 @@ class ExchangeReads:
         self._window = window
         self._pending: dict[str, tuple[Command, asyncio.Future[ExchangeResult]]] = {}
         """Reads not sent yet."""
-        self._flying: dict[str, asyncio.Future[ExchangeResult]] = {}
+        self._flight: SingleFlight[str, ExchangeResult] = SingleFlight()
         """Reads not answered yet (pending or sent): the same read asked meanwhile shares the answer."""
         self._flush: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         """``$batch`` requests this sent (reads that went together)."""
-        self.shared = 0
+
+    @property
+    def shared(self) -> int:
         """Reads answered by the same read another caller had already asked (pending or under way)."""
+        return self._flight.shared
 
     async def invoke(
         self,
@@ -69,19 +73,20 @@ class ExchangeReads:
         """Every row and warning of one read (all pages), or its error, as :meth:`ExchangeAdmin.invoke` gives them."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (a new CLI command): nothing pending carries over
-            self._loop, self._pending, self._flying, self._flush = loop, {}, {}, None
+            self._loop, self._pending, self._flush = loop, {}, None
         command = Command(cmdlet, dict(parameters or {}), anchor, tuple(select) if select else None)
         key = json.dumps([cmdlet, command.parameters, anchor, command.select], sort_keys=True, default=str)
-        future = self._flying.get(key)
-        if future is None:
-            future = self._flying[key] = loop.create_future()
-            future.add_done_callback(lambda done: self._landed(key, done))
-            self._pending[key] = (command, future)
+        return await self._flight.run(key, lambda: self._queued(key, command))
+
+    async def _queued(self, key: str, command: Command) -> ExchangeResult:
+        """The read's answer, once the batch it joined is back. A read not sent yet is fresh whenever it was asked,
+        so one asked again after :meth:`forget` joins it rather than going out twice."""
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self._pending[key] = (command, asyncio.get_running_loop().create_future())
             if self._flush is None:
-                self._flush = loop.create_task(self._send())
-        else:
-            self.shared += 1
-        return await asyncio.shield(future)  # one caller giving up does not cancel the others' read
+                self._flush = asyncio.get_running_loop().create_task(self._send())
+        return await entry[1]
 
     async def batch(self, commands: Sequence[Command]) -> list[BatchOutcome]:
         """:meth:`ExchangeAdmin.batch`'s outcomes (in order, each item's Exchange error kept in its outcome), with
@@ -103,15 +108,8 @@ class ExchangeReads:
         return outcomes
 
     def forget(self) -> None:
-        """Reads asked from now on go out afresh instead of joining one already sent (after a change); a read not
-        sent yet is still fresh, so it can be joined."""
-        self._flying = {key: future for key, (_, future) in self._pending.items()}
-
-    def _landed(self, key: str, done: asyncio.Future[ExchangeResult]) -> None:
-        if self._flying.get(key) is done:
-            del self._flying[key]
-        if not done.cancelled():
-            done.exception()  # seen, even when every caller has gone (no "exception was never retrieved")
+        """Reads asked from now on go out afresh instead of joining one already sent (after a change)."""
+        self._flight.forget()
 
     async def _send(self) -> None:
         try:
